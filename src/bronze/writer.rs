@@ -1,0 +1,268 @@
+//! Writing a batch: Parquet data files through the `iceberg` crate's writers, then one commit per
+//! table (the DLQ first) that records the batch's offsets with the rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use iceberg::spec::{DataFile, DataFileFormat, Schema};
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::BronzeError;
+use super::batch::{Flush, Part};
+use super::offsets::{OFFSETS_PROPERTY, Watermarks};
+use super::schema;
+use crate::catalog::TableName;
+use crate::config::BronzeConfig;
+use crate::lake::{Change, Lake, LakeError, LakeTable};
+
+/// Parses `zstd(3)`, `snappy`, `lz4`, `gzip(6)`, `uncompressed`.
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let (name, level) = match s.split_once('(') {
+        Some((n, rest)) => {
+            let l = rest
+                .strip_suffix(')')
+                .and_then(|l| l.trim().parse::<i32>().ok())
+                .ok_or_else(|| format!("'{s}': expected a level like zstd(3)"))?;
+            (n.trim().to_string(), Some(l))
+        }
+        None => (s.clone(), None),
+    };
+    let c = match name.as_str() {
+        "zstd" => Compression::ZSTD(
+            ZstdLevel::try_new(level.unwrap_or(1)).map_err(|e| format!("zstd level: {e}"))?,
+        ),
+        "gzip" => Compression::GZIP(
+            GzipLevel::try_new(level.unwrap_or(6) as u32)
+                .map_err(|e| format!("gzip level: {e}"))?,
+        ),
+        "snappy" if level.is_none() => Compression::SNAPPY,
+        "lz4" if level.is_none() => Compression::LZ4_RAW,
+        "uncompressed" | "none" if level.is_none() => Compression::UNCOMPRESSED,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a supported compression (zstd(LEVEL), gzip(LEVEL), snappy, lz4, uncompressed)"
+            ));
+        }
+    };
+    Ok(c)
+}
+
+/// Writes and commits flushes for one bronze namespace.
+pub struct Committer {
+    lake: Lake,
+    namespace: String,
+    config: BronzeConfig,
+    props_data: WriterProperties,
+    props_dlq: WriterProperties,
+    tables: HashMap<Arc<str>, LakeTable>,
+    pub commits: u64,
+    pub files: u64,
+}
+
+impl Committer {
+    pub fn new(lake: Lake, namespace: &str, config: &BronzeConfig) -> Self {
+        let compression =
+            parse_compression(&config.compression).expect("validated with the config");
+        let base = || {
+            WriterProperties::builder()
+                .set_compression(compression)
+                .set_max_row_group_row_count(Some(128 * 1024))
+        };
+        // Raw key and value text is unique per row: dictionaries and statistics on it cost time
+        // and buy nothing.
+        let raw = |b: parquet::file::properties::WriterPropertiesBuilder, cols: &[&str]| {
+            cols.iter().fold(b, |b, c| {
+                let path = ColumnPath::from(*c);
+                b.set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_statistics_enabled(path, EnabledStatistics::None)
+            })
+        };
+        Committer {
+            props_data: raw(base(), &["record_key", "record_value"]).build(),
+            props_dlq: raw(base(), &["raw_key", "raw_value", "reason"]).build(),
+            lake,
+            namespace: namespace.to_string(),
+            config: config.clone(),
+            tables: HashMap::new(),
+            commits: 0,
+            files: 0,
+        }
+    }
+
+    fn name(&self, table: &str) -> TableName {
+        TableName::new(self.namespace.clone(), table)
+    }
+
+    async fn table(&mut self, part: &Part) -> Result<LakeTable, BronzeError> {
+        if let Some(t) = self.tables.get(&part.table) {
+            return Ok(t.clone());
+        }
+        let schema = if part.is_dlq {
+            schema::dlq_schema()
+        } else {
+            schema::data_schema()
+        };
+        let spec = schema::partition_spec(&schema, self.config.partition);
+        let t = self
+            .lake
+            .load_or_create(
+                &self.name(&part.table),
+                schema,
+                spec,
+                schema::table_properties(&self.config.compression),
+            )
+            .await?;
+        self.tables.insert(part.table.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// Writes every part's files, then commits the parts in order (DLQ first).
+    pub async fn commit(&mut self, flush: Flush) -> Result<(), BronzeError> {
+        for part in &flush.parts {
+            let table = self.table(part).await?;
+            let files = self.write_files(&table, part, flush.ingested_at_us).await?;
+            self.files += files.len() as u64;
+            let name = self.name(&part.table);
+            let coverage = &part.coverage;
+            let committed = self
+                .lake
+                .commit_with_retry(&name, |current| {
+                    let mut w = match current.summary_property(OFFSETS_PROPERTY) {
+                        Some(s) => Watermarks::from_json(s).map_err(|message| LakeError::Invalid {
+                            table: name.to_string(),
+                            message,
+                        })?,
+                        None => Watermarks::default(),
+                    };
+                    for (p, first) in &coverage.first_accepted {
+                        if let Some(c) = w.get(p).filter(|c| c > first) {
+                            return Err(LakeError::Invalid {
+                                table: name.to_string(),
+                                message: format!(
+                                    "another writer already committed {p} up to offset {c}, but this batch starts at {first}; \
+                                     is a second ingest running on the same partitions?"
+                                ),
+                            });
+                        }
+                    }
+                    for (p, next) in &coverage.next {
+                        w.advance(p, *next);
+                    }
+                    let summary = BTreeMap::from([
+                        (OFFSETS_PROPERTY.to_string(), w.to_json()),
+                        ("medallion.writer".to_string(), "bronze-ingest".to_string()),
+                    ]);
+                    Ok(Some(Change::append(files.clone(), summary)))
+                })
+                .await?;
+            if let Some(t) = committed {
+                self.tables.insert(part.table.clone(), t);
+            }
+            self.commits += 1;
+        }
+        Ok(())
+    }
+
+    async fn write_files(
+        &self,
+        table: &LakeTable,
+        part: &Part,
+        ingested_at_us: i64,
+    ) -> Result<Vec<DataFile>, BronzeError> {
+        let md = table.metadata();
+        let name = table.name.to_string();
+        let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
+        let schema: Arc<Schema> = md.current_schema().clone();
+        let arrow_schema =
+            iceberg::arrow::schema_to_arrow_schema(&schema).map_err(ice("convert the schema"))?;
+        let spec = md.default_partition_spec().as_ref().clone();
+        let transform = spec.fields()[0].transform;
+        let key = iceberg::spec::PartitionKey::new(
+            spec,
+            schema.clone(),
+            schema::partition_value(transform, ingested_at_us),
+        );
+        let props = if part.is_dlq {
+            self.props_dlq.clone()
+        } else {
+            self.props_data.clone()
+        };
+        let rolling = RollingFileWriterBuilder::new(
+            ParquetWriterBuilder::new(props, schema),
+            self.config.target_file_size.0 as usize,
+            self.lake.file_io().clone(),
+            DefaultLocationGenerator::new(md).map_err(ice("locate data files"))?,
+            DefaultFileNameGenerator::new(
+                format!("{}", uuid::Uuid::now_v7()),
+                None,
+                DataFileFormat::Parquet,
+            ),
+        );
+        let batch =
+            conform(&part.batch, Arc::new(arrow_schema)).map_err(|source| BronzeError::Arrow {
+                table: name.clone(),
+                source,
+            })?;
+        let mut writer = DataFileWriterBuilder::new(rolling)
+            .build(Some(key))
+            .await
+            .map_err(ice("open a data file"))?;
+        writer
+            .write(batch)
+            .await
+            .map_err(ice("write a data file"))?;
+        Ok(writer.close().await.map_err(ice("close a data file"))?)
+    }
+}
+
+/// The batch in the table's own Arrow schema: the same columns, but field ids as the table
+/// assigned them (tables created by other tools may number nested fields differently).
+fn conform(
+    batch: &RecordBatch,
+    target: arrow::datatypes::SchemaRef,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if batch.schema() == target {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(target.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(target, columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_names() {
+        assert_eq!(
+            parse_compression("zstd(3)").unwrap(),
+            Compression::ZSTD(ZstdLevel::try_new(3).unwrap())
+        );
+        assert_eq!(parse_compression("snappy").unwrap(), Compression::SNAPPY);
+        assert!(parse_compression("zstd(99)").is_err());
+        assert!(parse_compression("brotli").is_err());
+        assert!(parse_compression("snappy(2)").is_err());
+    }
+}

@@ -1,0 +1,387 @@
+//! The command line: one subcommand per job an Airflow task (or a person) runs.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::bronze::ingest::{self, IngestReport};
+use crate::bronze::offsets::{OFFSETS_PROPERTY, Watermarks};
+use crate::catalog::TableName;
+use crate::config::{Config, SourceKind};
+use crate::error::{Error, Result};
+use crate::lake::Lake;
+use crate::query::{self, Format};
+use crate::source::generate::{GenerateOptions, Generator};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "medallion",
+    version,
+    about = "Change data capture into a lakehouse: Debezium events → bronze → silver → gold Apache Iceberg tables",
+    long_about = "medallion turns a stream of Debezium change events (from PostgreSQL or MySQL, via Kafka or \
+Kafka-dump files) into Apache Iceberg tables in three layers:\n\n  \
+bronze  every raw event, exactly once, with its source position and Kafka coordinates\n  \
+silver  the current row per primary key, typed, equal to the source table\n  \
+gold    SQL models over silver, materialized atomically\n\n\
+Tables live in a warehouse (a local folder or S3) and are registered in a catalog (an embedded \
+sqlite file, or AWS Glue for Athena). Every command reads its pipeline from a TOML file in jobs/ \
+(--config); any key can be overridden from the environment as MEDALLION__SECTION__KEY=value.\n\n\
+Start with `medallion demo`.",
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad configuration or usage (fix, do not retry), \
+75 temporary failure (retry later)."
+)]
+pub struct Cli {
+    /// The pipeline configuration.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "MEDALLION_CONFIG",
+        default_value = "jobs/local.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Log as JSON lines (for log shippers) instead of text.
+    #[arg(long, global = true, env = "MEDALLION_LOG_JSON")]
+    pub log_json: bool,
+
+    /// Log level filter, e.g. `info`, `debug`, `medallion=debug,iceberg=warn`.
+    #[arg(long, global = true, env = "MEDALLION_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Land source records in bronze, exactly once.
+    ///
+    /// Reads the configured source (today: Kafka-dump JSONL files, plain or gzipped) and lands
+    /// every record in the bronze table of its topic, with the source offsets committed in the
+    /// same Iceberg snapshot. Records that are not valid Debezium records go to the DLQ table
+    /// with the reason. Interrupt or kill it at any point: the next run resumes from the offsets
+    /// in bronze and lands nothing twice.
+    Ingest(IngestArgs),
+    /// Run the whole pipeline on generated sample data, on the embedded catalog.
+    ///
+    /// Generates e-commerce change events (users, products, orders), ingests them into bronze,
+    /// and prints what landed. Needs no service.
+    Demo(DemoArgs),
+    /// List every table: snapshots, rows, files, last commit and recorded source offsets.
+    Tables(TablesArgs),
+    /// Run SQL over all layers (DataFusion), e.g. `SELECT op, count(*) FROM bronze.users GROUP BY op`.
+    ///
+    /// Tables are named `<layer>.<table>` (bronze, silver, gold) or by their real namespace.
+    Query(QueryArgs),
+    /// Generate realistic Debezium PostgreSQL events to a Kafka-dump file.
+    ///
+    /// Deterministic: the same options and seed give the same bytes. A snapshot of `--keys`
+    /// rows (op r), then inserts, updates and deletes (each with its tombstone) up to
+    /// `--events` records in all.
+    Generate(GenerateArgs),
+    /// Check the configuration and print it as loaded (secrets shown as ***).
+    Config,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Kafka-dump files to ingest, in order, instead of `source.files` (file source only).
+    #[arg(long = "from", value_name = "FILE")]
+    pub from: Vec<PathBuf>,
+    /// Exit once the source is drained (the only mode of the file source).
+    #[arg(long, conflicts_with = "follow")]
+    pub until_caught_up: bool,
+    /// Keep running until SIGTERM/Ctrl-C (Kafka source).
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Records to generate.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: u64,
+    /// Rows in the generated snapshot.
+    #[arg(long, default_value_t = 2_000)]
+    pub keys: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TablesArgs {
+    /// Only this layer: bronze, silver or gold.
+    #[arg(long)]
+    pub layer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL statement.
+    pub sql: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output file (`.gz` for gzip); `-` for standard output.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Rows in the initial snapshot.
+    #[arg(long, default_value_t = 1_000)]
+    pub keys: u64,
+    /// Records in all (snapshot reads and tombstones included).
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+    /// Approximate size of each value in bytes (padding text column); 0 for natural size.
+    #[arg(long, default_value_t = 0)]
+    pub event_size: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Wrap keys and values in {"schema","payload"} (JsonConverter schemas.enable=true).
+    #[arg(long)]
+    pub schemas: bool,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    /// Debezium topic.prefix.
+    #[arg(long, default_value = "demo")]
+    pub topic_prefix: String,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(a) => generate(&a),
+        Command::Config => {
+            let config = Config::load(&cli.config)?;
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Ingest(a) => {
+            let config = Config::load(&cli.config)?;
+            let lake = Lake::open(&config)?;
+            let report = run_ingest(&lake, &config, &a).await?;
+            print_report(&report);
+            Ok(())
+        }
+        Command::Tables(a) => {
+            let config = Config::load(&cli.config)?;
+            let lake = Lake::open(&config)?;
+            print_tables(&lake, &config, a.layer.as_deref()).await
+        }
+        Command::Query(a) => {
+            let config = Config::load(&cli.config)?;
+            let lake = Lake::open(&config)?;
+            let ctx = query::session(&lake, &config).await?;
+            let batches = query::run(&ctx, &a.sql).await?;
+            let mut out = std::io::stdout().lock();
+            query::write(&mut out, &batches, a.format)?;
+            Ok(())
+        }
+        Command::Demo(a) => demo(&cli.config, &a).await,
+    }
+}
+
+async fn run_ingest(lake: &Lake, config: &Config, a: &IngestArgs) -> Result<IngestReport> {
+    match config.source.kind {
+        SourceKind::File => {
+            if a.follow {
+                return Err(Error::Usage(
+                    "--follow needs a Kafka source; a file source always stops at the end of its files".into(),
+                ));
+            }
+            let files: Vec<PathBuf> = if a.from.is_empty() {
+                config
+                    .source
+                    .files
+                    .iter()
+                    .map(|f| config.resolve(f))
+                    .collect()
+            } else {
+                a.from.clone()
+            };
+            if files.is_empty() {
+                return Err(Error::Usage(
+                    "nothing to ingest: give --from FILE or set source.files in the config".into(),
+                ));
+            }
+            Ok(ingest::ingest_files(lake, config, files).await?)
+        }
+        SourceKind::Kafka => Err(crate::source::SourceError::Unsupported("kafka".into()).into()),
+    }
+}
+
+fn print_report(r: &IngestReport) {
+    let c = &r.counts;
+    println!(
+        "read {} records in {:.2}s ({:.0} records/s): {} landed, {} to the DLQ, {} already in bronze (skipped); {} commits, {} data files",
+        c.read,
+        r.elapsed.as_secs_f64(),
+        r.records_per_second(),
+        c.landed,
+        c.dead_letters,
+        c.skipped,
+        r.commits,
+        r.files_written
+    );
+    if !c.by_table.is_empty() {
+        let per: Vec<String> = c
+            .by_table
+            .iter()
+            .map(|(t, n)| format!("{t}: {n}"))
+            .collect();
+        println!("  rows per table: {}", per.join(", "));
+    }
+    if !c.by_kind.is_empty() {
+        let per: Vec<String> = c.by_kind.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        println!("  by op/kind: {}", per.join(", "));
+    }
+}
+
+fn generate(a: &GenerateArgs) -> Result<()> {
+    let opts = GenerateOptions {
+        keys: a.keys,
+        events: a.events,
+        event_size: a.event_size,
+        seed: a.seed,
+        schemas: a.schemas,
+        partitions: a.partitions.max(1),
+        topic_prefix: a.topic_prefix.clone(),
+    };
+    let write_all = |out: &mut dyn Write| -> std::io::Result<u64> {
+        let mut n = 0;
+        for r in Generator::new(opts.clone()) {
+            crate::source::file::write_record(out, &r)?;
+            n += 1;
+        }
+        out.flush()?;
+        Ok(n)
+    };
+    let io = |source| Error::Io {
+        what: format!("write {}", a.out.display()),
+        source,
+    };
+    let n = if a.out.as_os_str() == "-" {
+        write_all(&mut std::io::BufWriter::new(std::io::stdout().lock())).map_err(io)?
+    } else {
+        if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = std::fs::File::create(&a.out).map_err(io)?;
+        if a.out.extension().is_some_and(|e| e == "gz") {
+            let mut gz = flate2::write::GzEncoder::new(
+                std::io::BufWriter::new(file),
+                flate2::Compression::fast(),
+            );
+            let n = write_all(&mut gz).map_err(io)?;
+            gz.finish().map_err(io)?;
+            n
+        } else {
+            write_all(&mut std::io::BufWriter::with_capacity(1 << 20, file)).map_err(io)?
+        }
+    };
+    eprintln!("wrote {n} records to {}", a.out.display());
+    Ok(())
+}
+
+/// Prints every table of the selected layers.
+pub async fn print_tables(lake: &Lake, config: &Config, layer: Option<&str>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let io = |source| Error::Io {
+        what: "write to stdout".into(),
+        source,
+    };
+    for (alias, namespace) in query::layers(config) {
+        if layer.is_some_and(|l| l != alias) {
+            continue;
+        }
+        let tables = lake
+            .catalog()
+            .list_tables(&namespace)
+            .await
+            .map_err(crate::lake::LakeError::from)?;
+        writeln!(out, "{alias} ({namespace}): {} table(s)", tables.len()).map_err(io)?;
+        for table in tables {
+            let name = TableName::new(namespace.clone(), table.clone());
+            let Some(t) = lake.load(&name).await? else {
+                continue;
+            };
+            let md = t.metadata();
+            let snap = t.current_snapshot();
+            let prop = |k: &str| {
+                snap.and_then(|s| s.summary().additional_properties.get(k).cloned())
+                    .unwrap_or_else(|| "0".into())
+            };
+            let last = snap
+                .and_then(|s| chrono::DateTime::from_timestamp_millis(s.timestamp_ms()))
+                .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "never".into());
+            writeln!(
+                out,
+                "  {table:<32} snapshots {:>5}  rows {:>10}  files {:>5}  last commit {last}",
+                md.snapshots().count(),
+                prop("total-records"),
+                prop("total-data-files"),
+            )
+            .map_err(io)?;
+            if let Some(w) = t
+                .summary_property(OFFSETS_PROPERTY)
+                .and_then(|s| Watermarks::from_json(s).ok())
+            {
+                let parts: Vec<String> = w.0.iter().map(|(p, o)| format!("{p}→{o}")).collect();
+                let shown = if parts.len() > 6 {
+                    format!("{} … (+{} more)", parts[..6].join(", "), parts.len() - 6)
+                } else {
+                    parts.join(", ")
+                };
+                writeln!(out, "  {:<32} offsets: {shown}", "").map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn demo(config_path: &std::path::Path, a: &DemoArgs) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let lake = Lake::open(&config)?;
+    println!(
+        "== medallion demo: {} records over {} keys, catalog: {}",
+        a.events,
+        a.keys,
+        lake.catalog().describe()
+    );
+    println!("   warehouse: {}", lake.warehouse());
+    let dir = config.resolve(std::path::Path::new(".medallion/demo"));
+    let file = dir.join("events.jsonl");
+    generate(&GenerateArgs {
+        out: file.clone(),
+        keys: a.keys,
+        events: a.events,
+        event_size: 0,
+        seed: 42,
+        schemas: false,
+        partitions: 2,
+        topic_prefix: "demo".into(),
+    })?;
+    println!("\n== bronze: ingest {}", file.display());
+    let report = ingest::ingest_files(&lake, &config, vec![file.clone()]).await?;
+    print_report(&report);
+    println!("\n== bronze: ingest the same file again (exactly once: nothing new lands)");
+    let again = ingest::ingest_files(&lake, &config, vec![file]).await?;
+    print_report(&again);
+    println!();
+    print_tables(&lake, &config, Some("bronze")).await?;
+    let ctx = query::session(&lake, &config).await?;
+    let sql = "SELECT source_table, op, kind, count(*) AS records, max(pg_lsn) AS last_lsn \
+               FROM (SELECT * FROM bronze.users UNION ALL SELECT * FROM bronze.products UNION ALL SELECT * FROM bronze.orders) \
+               GROUP BY source_table, op, kind ORDER BY source_table, op";
+    println!("\n== {sql}");
+    let batches = query::run(&ctx, sql).await?;
+    query::write(&mut std::io::stdout().lock(), &batches, Format::Table)?;
+    println!("\nTry: medallion query \"SELECT op, count(*) FROM bronze.orders GROUP BY op\"");
+    Ok(())
+}

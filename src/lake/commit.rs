@@ -1,0 +1,240 @@
+//! One commit: manifests → manifest list → snapshot → metadata file → catalog pointer swap.
+//!
+//! Built only on the `iceberg` crate's public writers (see `shared/notes/iceberg-commits.md`).
+//! A [`Change`] says what to add; manifests of the parent snapshot are carried over unchanged.
+//! The snapshot summary gets the crate's `added-*` metrics, our own `total-*` running totals
+//! (the crate computes those in a private function) and the `medallion.` properties.
+
+use std::collections::{BTreeMap, HashMap};
+
+use iceberg::MetadataLocation;
+use iceberg::spec::{
+    DataFile, FormatVersion, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot,
+    SnapshotSummaryCollector, Summary,
+};
+use std::str::FromStr;
+
+use super::{Lake, LakeError, LakeTable, Result, SUMMARY_PREFIX};
+
+/// What one snapshot adds to a table.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub operation: Operation,
+    pub added_data_files: Vec<DataFile>,
+    /// Snapshot summary properties to set (our `medallion.` keys); other `medallion.` keys are
+    /// carried over from the parent snapshot.
+    pub summary: BTreeMap<String, String>,
+}
+
+impl Change {
+    /// A fast append of new data files.
+    pub fn append(added_data_files: Vec<DataFile>, summary: BTreeMap<String, String>) -> Self {
+        Change {
+            operation: Operation::Append,
+            added_data_files,
+            summary,
+        }
+    }
+}
+
+const TOTALS: [(&str, &str, &str); 4] = [
+    ("total-data-files", "added-data-files", "deleted-data-files"),
+    ("total-records", "added-records", "deleted-records"),
+    ("total-files-size", "added-files-size", "removed-files-size"),
+    (
+        "total-delete-files",
+        "added-delete-files",
+        "removed-delete-files",
+    ),
+];
+const MORE_TOTALS: [(&str, &str, &str); 2] = [
+    (
+        "total-position-deletes",
+        "added-position-deletes",
+        "removed-position-deletes",
+    ),
+    (
+        "total-equality-deletes",
+        "added-equality-deletes",
+        "removed-equality-deletes",
+    ),
+];
+
+/// Commits `change` on top of `table` as loaded. Fails with a catalog conflict if another writer
+/// committed since `table` was loaded; the files written for this attempt are then unreferenced
+/// (orphan cleanup removes them).
+pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Result<LakeTable> {
+    let name = &table.name;
+    let md = table.metadata();
+    if md.format_version() != FormatVersion::V2 {
+        return Err(LakeError::Invalid {
+            table: name.to_string(),
+            message: format!(
+                "format {:?} is not supported; medallion writes format v2",
+                md.format_version()
+            ),
+        });
+    }
+    let file_io = lake.file_io();
+    let location = md.location().trim_end_matches('/').to_string();
+    let commit_id = uuid::Uuid::new_v4();
+    let snapshot_id = new_snapshot_id(md);
+    let parent = md.current_snapshot();
+    let sequence_number = md.next_sequence_number();
+    let schema = md.current_schema().clone();
+    let spec = md.default_partition_spec().clone();
+
+    let mut manifests = Vec::new();
+    if let Some(parent) = parent {
+        let list = table
+            .table
+            .manifest_list_reader(parent)
+            .load()
+            .await
+            .map_err(LakeError::iceberg(name, "read the parent manifest list"))?;
+        manifests.extend(list.consume_entries());
+    }
+
+    let mut collector = SnapshotSummaryCollector::default();
+    if !change.added_data_files.is_empty() {
+        let path = format!("{location}/metadata/{commit_id}-m0.avro");
+        let output = file_io
+            .new_output(&path)
+            .map_err(LakeError::iceberg(name, format!("create {path}")))?;
+        let mut writer = ManifestWriterBuilder::new(
+            output,
+            Some(snapshot_id),
+            schema.clone(),
+            spec.as_ref().clone(),
+        )
+        .build_v2_data();
+        for f in &change.added_data_files {
+            collector.add_file(f, schema.clone(), spec.clone());
+            writer
+                .add_file(f.clone(), sequence_number)
+                .map_err(LakeError::iceberg(name, "add a data file to the manifest"))?;
+        }
+        let manifest = writer
+            .write_manifest_file()
+            .await
+            .map_err(LakeError::iceberg(name, format!("write {path}")))?;
+        // New manifests first, as Java does: readers plan recent data first.
+        manifests.insert(0, manifest);
+    }
+
+    let list_path = format!("{location}/metadata/snap-{snapshot_id}-0-{commit_id}.avro");
+    let list_out = file_io
+        .new_output(&list_path)
+        .map_err(LakeError::iceberg(name, format!("create {list_path}")))?
+        .writer()
+        .await
+        .map_err(LakeError::iceberg(name, format!("create {list_path}")))?;
+    let mut list = ManifestListWriter::v2(
+        list_out,
+        snapshot_id,
+        parent.map(|p| p.snapshot_id()),
+        sequence_number,
+    );
+    list.add_manifests(manifests.into_iter())
+        .map_err(LakeError::iceberg(name, "write the manifest list"))?;
+    list.close()
+        .await
+        .map_err(LakeError::iceberg(name, format!("write {list_path}")))?;
+
+    let summary = build_summary(
+        change.operation,
+        collector.build(),
+        parent.map(|p| p.summary()),
+        change.summary,
+    );
+    let snapshot = Snapshot::builder()
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(parent.map(|p| p.snapshot_id()))
+        .with_sequence_number(sequence_number)
+        .with_timestamp_ms(
+            chrono::Utc::now()
+                .timestamp_millis()
+                .max(md.last_updated_ms() + 1),
+        )
+        .with_manifest_list(list_path)
+        .with_summary(summary)
+        .with_schema_id(md.current_schema_id())
+        .build();
+
+    let new_md = md
+        .clone()
+        .into_builder(Some(table.pointer.metadata_location.clone()))
+        .set_branch_snapshot(snapshot, "main")
+        .and_then(|b| b.build())
+        .map_err(LakeError::iceberg(name, "build the new metadata"))?
+        .metadata;
+    let new_loc = MetadataLocation::from_str(&table.pointer.metadata_location)
+        .map_err(LakeError::iceberg(name, "parse the metadata location"))?
+        .with_next_version()
+        .with_new_metadata(&new_md);
+    let new_location = new_loc.to_string();
+    new_md
+        .write_to(file_io, &new_loc)
+        .await
+        .map_err(LakeError::iceberg(name, format!("write {new_location}")))?;
+    lake.catalog()
+        .swap(name, &table.pointer, &new_location, &new_md)
+        .await?;
+
+    lake.table_at(
+        name,
+        crate::catalog::Pointer {
+            metadata_location: new_location,
+            version: None,
+        },
+        new_md,
+    )
+}
+
+fn new_snapshot_id(md: &iceberg::spec::TableMetadata) -> i64 {
+    loop {
+        let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+        let id = ((a ^ b) & (i64::MAX as u64)) as i64;
+        if id != 0 && md.snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+/// The summary of a new snapshot: the collector's `added-*` metrics, running totals from the
+/// parent, the parent's `medallion.` properties, then the change's own properties.
+fn build_summary(
+    operation: Operation,
+    added: HashMap<String, String>,
+    parent: Option<&Summary>,
+    ours: BTreeMap<String, String>,
+) -> Summary {
+    let mut props: HashMap<String, String> = HashMap::new();
+    if let Some(p) = parent {
+        for (k, v) in &p.additional_properties {
+            if k.starts_with(SUMMARY_PREFIX) {
+                props.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    props.extend(ours);
+    props.extend(added);
+    let get = |s: Option<&Summary>, k: &str| -> u64 {
+        s.and_then(|s| s.additional_properties.get(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    for (total, add, remove) in TOTALS.iter().chain(MORE_TOTALS.iter()) {
+        let prev = get(parent, total);
+        let plus: u64 = props.get(*add).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let minus: u64 = props.get(*remove).and_then(|v| v.parse().ok()).unwrap_or(0);
+        props.insert(
+            total.to_string(),
+            (prev + plus).saturating_sub(minus).to_string(),
+        );
+    }
+    Summary {
+        operation,
+        additional_properties: props,
+    }
+}

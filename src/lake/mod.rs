@@ -1,0 +1,328 @@
+//! The lake: our Iceberg tables and the commits we own.
+//!
+//! The `iceberg` crate (0.10.1) writes data files, manifests, manifest lists and metadata files,
+//! but only commits fast appends through its own catalog trait. Every commit here goes through
+//! [`commit`]: plan a [`Change`] against the table as loaded, write the manifests, the manifest
+//! list, the snapshot and the next metadata file, then move the catalog pointer with a
+//! compare-and-swap. A lost race reloads the table and re-plans (the planner decides whether its
+//! change still applies), with exponential backoff and a time limit.
+//!
+//! Snapshot summary properties under `medallion.` (source offsets, watermarks) are carried from
+//! each snapshot to the next unless a change overrides them, so the current snapshot always holds
+//! the complete state a restart needs.
+
+pub mod commit;
+pub mod storage;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    FormatVersion, PartitionSpec, Schema, SnapshotRef, TableMetadata, TableMetadataBuilder,
+    UnboundPartitionSpec,
+};
+use iceberg::table::Table;
+use iceberg::{MetadataLocation, TableCreation};
+
+pub use commit::Change;
+
+use crate::catalog::{Catalog, CatalogError, Pointer, TableName};
+use crate::config::Config;
+
+/// Prefix of our snapshot summary properties.
+pub const SUMMARY_PREFIX: &str = "medallion.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("{table}: {what}: {source}")]
+    Iceberg {
+        table: String,
+        what: String,
+        #[source]
+        source: iceberg::Error,
+    },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(
+        "{table}: gave up committing after {attempts} attempts in {elapsed:?}: other writers kept committing first; last error: {last}"
+    )]
+    RetriesExhausted {
+        table: TableName,
+        attempts: u32,
+        elapsed: Duration,
+        last: Box<LakeError>,
+    },
+    #[error("{table}: {message}")]
+    Invalid { table: String, message: String },
+    #[error("warehouse {location}: {message}")]
+    Storage { location: String, message: String },
+}
+
+impl LakeError {
+    pub(crate) fn iceberg(
+        table: impl ToString,
+        what: impl Into<String>,
+    ) -> impl FnOnce(iceberg::Error) -> LakeError {
+        let table = table.to_string();
+        let what = what.into();
+        move |source| LakeError::Iceberg {
+            table,
+            what,
+            source,
+        }
+    }
+
+    /// Lost races, busy catalogs and storage hiccups are retryable; invalid data is not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LakeError::Catalog(e) => e.is_retryable(),
+            LakeError::Iceberg { source, .. } => source.retryable(),
+            LakeError::RetriesExhausted { .. } => true,
+            _ => false,
+        }
+    }
+
+    fn is_conflict(&self) -> bool {
+        matches!(self, LakeError::Catalog(CatalogError::Conflict { .. }))
+    }
+}
+
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;
+
+/// A table as loaded: its catalog pointer and the `iceberg` crate's view of its metadata.
+#[derive(Debug, Clone)]
+pub struct LakeTable {
+    pub name: TableName,
+    pub pointer: Pointer,
+    pub table: Table,
+}
+
+impl LakeTable {
+    pub fn metadata(&self) -> &TableMetadata {
+        self.table.metadata()
+    }
+
+    pub fn current_snapshot(&self) -> Option<&SnapshotRef> {
+        self.table.metadata().current_snapshot()
+    }
+
+    /// A `medallion.` summary property of the current snapshot.
+    pub fn summary_property(&self, key: &str) -> Option<&str> {
+        self.current_snapshot()?
+            .summary()
+            .additional_properties
+            .get(key)
+            .map(String::as_str)
+    }
+}
+
+/// How long and how often a commit retries a lost race.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 20,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_secs(2),
+            max_elapsed: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The catalog plus the warehouse storage: everything needed to load, create and commit tables.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    catalog: Arc<dyn Catalog>,
+    file_io: FileIO,
+    warehouse: String,
+    pub retry: RetryPolicy,
+}
+
+impl Lake {
+    pub fn new(catalog: Arc<dyn Catalog>, file_io: FileIO, warehouse: String) -> Self {
+        Lake {
+            catalog,
+            file_io,
+            warehouse: warehouse.trim_end_matches('/').to_string(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Opens the catalog and warehouse storage of a configuration.
+    pub fn open(config: &Config) -> Result<Self> {
+        let catalog = crate::catalog::open(config)?;
+        let (file_io, warehouse) = storage::open(config)?;
+        Ok(Lake::new(catalog, file_io, warehouse))
+    }
+
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    pub fn file_io(&self) -> &FileIO {
+        &self.file_io
+    }
+
+    /// The warehouse root as a URL (`file:///…` or `s3://…`).
+    pub fn warehouse(&self) -> &str {
+        &self.warehouse
+    }
+
+    pub fn namespace_location(&self, namespace: &str) -> String {
+        format!("{}/{}", self.warehouse, namespace)
+    }
+
+    pub fn table_location(&self, name: &TableName) -> String {
+        format!("{}/{}/{}", self.warehouse, name.namespace, name.table)
+    }
+
+    /// Loads a table, or `None` if the catalog does not know it.
+    pub async fn load(&self, name: &TableName) -> Result<Option<LakeTable>> {
+        let Some(pointer) = self.catalog.load(name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.load_at(name, pointer).await?))
+    }
+
+    async fn load_at(&self, name: &TableName, pointer: Pointer) -> Result<LakeTable> {
+        let metadata = TableMetadata::read_from(&self.file_io, &pointer.metadata_location)
+            .await
+            .map_err(LakeError::iceberg(
+                name,
+                format!("read metadata {}", pointer.metadata_location),
+            ))?;
+        self.table_at(name, pointer, metadata)
+    }
+
+    /// A table as of a pointer and the metadata it points to.
+    pub(crate) fn table_at(
+        &self,
+        name: &TableName,
+        pointer: Pointer,
+        metadata: TableMetadata,
+    ) -> Result<LakeTable> {
+        let table = Table::builder()
+            .file_io(self.file_io.clone())
+            .metadata_location(pointer.metadata_location.clone())
+            .metadata(metadata)
+            .identifier(name.to_ident())
+            .runtime(iceberg::Runtime::current())
+            .build()
+            .map_err(LakeError::iceberg(name, "open table"))?;
+        Ok(LakeTable {
+            name: name.clone(),
+            pointer,
+            table,
+        })
+    }
+
+    /// Loads a table, creating it (format v2) if it does not exist. Two writers creating the
+    /// same table at once both end up with the one that won.
+    pub async fn load_or_create(
+        &self,
+        name: &TableName,
+        schema: Schema,
+        partition_spec: UnboundPartitionSpec,
+        properties: HashMap<String, String>,
+    ) -> Result<LakeTable> {
+        if let Some(t) = self.load(name).await? {
+            return Ok(t);
+        }
+        self.catalog
+            .ensure_namespace(&name.namespace, &self.namespace_location(&name.namespace))
+            .await?;
+        let location = self.table_location(name);
+        let creation = TableCreation::builder()
+            .name(name.table.clone())
+            .location(location.clone())
+            .schema(schema)
+            .partition_spec(partition_spec)
+            .properties(properties)
+            .format_version(FormatVersion::V2)
+            .build();
+        let metadata = TableMetadataBuilder::from_table_creation(creation)
+            .and_then(|b| b.build())
+            .map_err(LakeError::iceberg(name, "build initial metadata"))?
+            .metadata;
+        let loc = MetadataLocation::new_with_metadata(&location, &metadata);
+        let metadata_location = loc.to_string();
+        metadata
+            .write_to(&self.file_io, &loc)
+            .await
+            .map_err(LakeError::iceberg(
+                name,
+                format!("write {metadata_location}"),
+            ))?;
+        match self
+            .catalog
+            .create(name, &metadata_location, &metadata)
+            .await
+        {
+            Ok(()) | Err(CatalogError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.load(name)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(name.clone()).into())
+    }
+
+    /// Commits the change `plan` makes of the table as currently loaded. On a lost race the
+    /// table is reloaded and `plan` is called again; it returns `None` when there is nothing
+    /// (left) to commit, e.g. because another writer already committed the same work.
+    pub async fn commit_with_retry<F>(
+        &self,
+        name: &TableName,
+        mut plan: F,
+    ) -> Result<Option<LakeTable>>
+    where
+        F: FnMut(&LakeTable) -> Result<Option<Change>>,
+    {
+        let started = Instant::now();
+        let mut backoff = self.retry.initial_backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let table = self
+                .load(name)
+                .await?
+                .ok_or_else(|| CatalogError::NotFound(name.clone()))?;
+            let Some(change) = plan(&table)? else {
+                return Ok(None);
+            };
+            match commit::commit(self, &table, change).await {
+                Ok(t) => return Ok(Some(t)),
+                Err(e) if e.is_conflict() || e.is_retryable() => {
+                    if attempt >= self.retry.max_attempts
+                        || started.elapsed() >= self.retry.max_elapsed
+                    {
+                        return Err(LakeError::RetriesExhausted {
+                            table: name.clone(),
+                            attempts: attempt,
+                            elapsed: started.elapsed(),
+                            last: Box::new(e),
+                        });
+                    }
+                    tracing::debug!(table = %name, attempt, error = %e, "commit lost a race, retrying");
+                    let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2 + 1);
+                    tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+                    backoff = (backoff * 2).min(self.retry.max_backoff);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The default partition spec of a table, bound to its current schema.
+    pub fn partition_spec(table: &LakeTable) -> PartitionSpec {
+        table.metadata().default_partition_spec().as_ref().clone()
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one binary, one module per capability. Every test runs against real
+//! parts (the embedded sqlite catalog, a real warehouse folder, PyIceberg as an independent
+//! reader) and fails loudly when something it needs is missing.
+
+mod bad_input;
+mod crash;
+mod fixtures;
+mod pyiceberg;
+mod support;

@@ -1,0 +1,135 @@
+//! Test workspaces: a temporary folder with its own catalog, warehouse and config file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Int64Type;
+use arrow::record_batch::RecordBatch;
+use medallion::config::Config;
+use medallion::lake::Lake;
+
+/// The shared Debezium fixtures; a missing folder fails the test.
+pub fn fixtures_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/debezium");
+    assert!(
+        dir.is_dir(),
+        "the Debezium fixtures are missing: expected {} (the shared/ folder beside the repository)",
+        dir.display()
+    );
+    dir
+}
+
+/// Every `events.jsonl.gz` under the fixtures, with a short scenario name.
+pub fn fixture_event_files() -> Vec<(String, PathBuf)> {
+    let root = fixtures_dir();
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "events.jsonl.gz") {
+                let name = p
+                    .parent()
+                    .unwrap()
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .display()
+                    .to_string();
+                out.push((name, p));
+            }
+        }
+    }
+    out.sort();
+    assert!(
+        out.len() >= 5,
+        "expected at least 5 fixture scenarios, found {}",
+        out.len()
+    );
+    out
+}
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Workspace {
+    /// A workspace with the embedded catalog; `extra` is appended to the config file.
+    pub fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("job.toml");
+        let text = format!(
+            r#"
+[catalog]
+kind = "sql"
+path = "{root}/catalog.db"
+name = "medallion"
+
+[warehouse]
+location = "{root}/warehouse"
+
+[namespaces]
+bronze = "test_bronze"
+silver = "test_silver"
+gold = "test_gold"
+
+[source]
+kind = "file"
+
+[[bronze.route]]
+topic = '[^.]+\.[^.]+\.([^.]+)'
+table = "$1"
+{extra}
+"#,
+            root = dir.path().display()
+        );
+        std::fs::write(&config_path, text).unwrap();
+        Workspace { dir, config_path }
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path).unwrap()
+    }
+
+    pub fn lake(&self) -> Lake {
+        Lake::open(&self.config()).unwrap()
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs the medallion binary with this workspace's config.
+    pub fn medallion(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_medallion"));
+        c.arg("--config")
+            .arg(&self.config_path)
+            .arg("--log")
+            .arg("warn");
+        c
+    }
+
+    pub async fn query(&self, sql: &str) -> Vec<RecordBatch> {
+        let config = self.config();
+        let lake = Lake::open(&config).unwrap();
+        let ctx = medallion::query::session(&lake, &config).await.unwrap();
+        medallion::query::run(&ctx, sql).await.unwrap()
+    }
+
+    /// A single i64 from a one-row, one-column query.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let b = self.query(sql).await;
+        let col = b[0].column(0);
+        let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Int64).unwrap();
+        let v = col.as_primitive::<Int64Type>();
+        assert!(!v.is_null(0), "{sql} returned null");
+        v.value(0)
+    }
+
+    pub async fn tables(&self, namespace: &str) -> Vec<String> {
+        self.lake().catalog().list_tables(namespace).await.unwrap()
+    }
+}

@@ -70,7 +70,7 @@ cmd_demo() {
   say "building medallion"
   cargo_ build --bin medallion
   say "running the demo on the embedded catalog (jobs/local.toml)"
-  "$CARGO_TARGET_DIR/debug/medallion" --config jobs/local.toml demo "$@"
+  "$CARGO_TARGET_DIR/debug/medallion" --config jobs/local.toml --log warn demo "$@"
 }
 
 cmd_test() {

@@ -101,12 +101,11 @@ pub async fn ingest_files(
             tracing::info!(file = %path.display(), "reading");
             while let Some(item) = r.next_item()? {
                 batcher.push(item);
-                if batcher.is_due() {
-                    if let Some(f) = batcher.take()? {
-                        if tx.blocking_send(f).is_err() {
-                            return Err(BronzeError::Stopped("committer"));
-                        }
-                    }
+                if batcher.is_due()
+                    && let Some(f) = batcher.take()?
+                    && tx.blocking_send(f).is_err()
+                {
+                    return Err(BronzeError::Stopped("committer"));
                 }
                 if last_log.elapsed() >= Duration::from_secs(5) {
                     last_log = Instant::now();
@@ -121,10 +120,10 @@ pub async fn ingest_files(
                 }
             }
         }
-        if let Some(f) = batcher.take()? {
-            if tx.blocking_send(f).is_err() {
-                return Err(BronzeError::Stopped("committer"));
-            }
+        if let Some(f) = batcher.take()?
+            && tx.blocking_send(f).is_err()
+        {
+            return Err(BronzeError::Stopped("committer"));
         }
         Ok(batcher.counts.clone())
     });

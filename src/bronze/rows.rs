@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder,
+    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, LargeBinaryBuilder, ListBuilder,
     StringBuilder, StructBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, SchemaRef};
@@ -55,28 +55,26 @@ impl KafkaColumns {
                 self.offset.append_value(r.offset);
                 self.timestamp
                     .append_option(r.timestamp_ms.map(|ms| ms * 1000));
-                if r.headers.is_empty() {
-                    self.headers.append_null();
-                } else {
-                    let s = self.headers.values();
-                    for (k, v) in &r.headers {
-                        s.field_builder::<StringBuilder>(0)
-                            .expect("key")
-                            .append_value(k);
-                        s.field_builder::<BinaryBuilder>(1)
-                            .expect("value")
-                            .append_option(v.as_deref());
-                        s.append(true);
-                    }
-                    self.headers.append(true);
+                // No headers is an empty list, never null: PyIceberg reads a null list as
+                // empty, and a Kafka record always has a (possibly empty) header collection.
+                let s = self.headers.values();
+                for (k, v) in &r.headers {
+                    s.field_builder::<StringBuilder>(0)
+                        .expect("key")
+                        .append_value(k);
+                    s.field_builder::<LargeBinaryBuilder>(1)
+                        .expect("value")
+                        .append_option(v.as_deref());
+                    s.append(true);
                 }
+                self.headers.append(true);
             }
             None => {
                 self.topic.append_null();
                 self.partition.append_null();
                 self.offset.append_null();
                 self.timestamp.append_null();
-                self.headers.append_null();
+                self.headers.append(true);
             }
         }
     }
@@ -221,8 +219,8 @@ fn constant_ts(us: i64, n: usize) -> ArrayRef {
 pub struct DlqRows {
     schema: SchemaRef,
     kafka: KafkaColumns,
-    raw_key: BinaryBuilder,
-    raw_value: BinaryBuilder,
+    raw_key: LargeBinaryBuilder,
+    raw_value: LargeBinaryBuilder,
     error_kind: StringBuilder,
     reason: StringBuilder,
     target_table: StringBuilder,
@@ -237,8 +235,8 @@ impl DlqRows {
         DlqRows {
             kafka: KafkaColumns::new(&schema),
             schema,
-            raw_key: BinaryBuilder::new(),
-            raw_value: BinaryBuilder::new(),
+            raw_key: LargeBinaryBuilder::new(),
+            raw_value: LargeBinaryBuilder::new(),
             error_kind: StringBuilder::new(),
             reason: StringBuilder::new(),
             target_table: StringBuilder::new(),

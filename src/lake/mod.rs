@@ -41,7 +41,7 @@ pub enum LakeError {
         table: String,
         what: String,
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -70,7 +70,7 @@ impl LakeError {
         move |source| LakeError::Iceberg {
             table,
             what,
-            source,
+            source: Box::new(source),
         }
     }
 

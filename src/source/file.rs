@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use super::{SourceError, SourceItem, SourceRecord, Unreadable};
 
+/// Kafka headers as a dump line holds them: `[[name, value-or-null], …]`.
+type DumpHeaders<'a> = Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>;
+
 /// One line of a Kafka dump as stored.
 #[derive(Deserialize)]
 struct DumpLine<'a> {
@@ -29,7 +32,7 @@ struct DumpLine<'a> {
     value: Option<Cow<'a, str>>,
     /// Optional: `[[name, value-or-null], …]`.
     #[serde(borrow, default)]
-    headers: Option<Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>>,
+    headers: Option<DumpHeaders<'a>>,
 }
 
 /// Reads a Kafka-dump file line by line.

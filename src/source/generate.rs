@@ -244,7 +244,7 @@ impl Generator {
             Table::Users => {
                 let first = r.pick(FIRST);
                 let last = r.pick(LAST);
-                let country = if (r.below(10) + v) % 7 == 0 {
+                let country = if (r.below(10) + v).is_multiple_of(7) {
                     "null".to_string()
                 } else {
                     format!("\"{}\"", COUNTRIES[((r.below(10) + v) % 10) as usize])

@@ -41,12 +41,14 @@ fn corpus(next_offset: &mut i64) -> Vec<(&'static str, Vec<u8>, bool)> {
         r#"{{"op":"c","source":{{}},"after":{{"blob":"{}"}}}}"#,
         "x".repeat(10 << 20)
     );
-    let mut invalid_utf8 = format!(
-        r#"{{"topic":"{TOPIC}","partition":0,"offset":{},"key":{k},"value":"{{\"op\":\"c"#,
-        o()
-    )
-    .into_bytes();
-    invalid_utf8.extend_from_slice(b"\xff\xfe\"}");
+    let invalid_utf8 = |offset: i64| {
+        let mut l = format!(
+            r#"{{"topic":"{TOPIC}","partition":0,"offset":{offset},"key":{k},"value":"{{\"op\":\"c"#
+        )
+        .into_bytes();
+        l.extend_from_slice(b"\xff\xfe\"}");
+        l
+    };
     vec![
         (
             "truncated JSON value",
@@ -74,7 +76,7 @@ fn corpus(next_offset: &mut i64) -> Vec<(&'static str, Vec<u8>, bool)> {
             true,
         ),
         ("a 10 MB value", line(o(), &k, &js(&huge)), true),
-        ("invalid UTF-8 in the value", invalid_utf8, true),
+        ("invalid UTF-8 in the value", invalid_utf8(o()), true),
         ("value is a JSON array", line(o(), &k, &js("[1,2,3]")), true),
         (
             "value is a JSON string",
@@ -211,7 +213,7 @@ async fn malformed_records_go_to_the_dlq_and_valid_ones_land() {
         let off = b.column(0).as_primitive::<Int64Type>();
         let kind = b.column(1).as_string::<i32>();
         let reason = b.column(2).as_string::<i32>();
-        let raw = b.column(3).as_binary::<i32>();
+        let raw = b.column(3).as_binary::<i64>();
         let line = b.column(4).as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
             assert!(!reason.value(i).is_empty());

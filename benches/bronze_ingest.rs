@@ -98,5 +98,10 @@ table = "$1"
         report.commits,
         peak_rss_mb()
     );
+    println!(
+        "  reader waited for the committer {:.2}s; writing + committing took {:.2}s",
+        report.reader_waited.as_secs_f64(),
+        report.committing.as_secs_f64()
+    );
     assert_eq!(report.counts.landed, records, "every record landed");
 }

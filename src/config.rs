@@ -81,8 +81,8 @@ pub struct Config {
     pub source: SourceConfig,
     #[serde(default)]
     pub bronze: BronzeConfig,
-    /// Where the config file was read from (set by [`Config::load`]); relative paths in the
-    /// file are resolved against its folder's parent project when they do not exist as given.
+    /// Where the config file was read from (set by [`Config::load`]). Relative paths in the
+    /// file are relative to the working directory, as for every command-line tool.
     #[serde(skip)]
     pub path: Option<PathBuf>,
 }

@@ -46,10 +46,14 @@ pub struct Coverage {
 
 impl Coverage {
     fn note(&mut self, p: &Partition, offset: i64, accepted: bool) {
-        let n = self.next.entry(p.clone()).or_insert(offset + 1);
-        *n = (*n).max(offset + 1);
-        if accepted {
-            self.first_accepted.entry(p.clone()).or_insert(offset);
+        match self.next.get_mut(p) {
+            Some(n) => *n = (*n).max(offset + 1),
+            None => {
+                self.next.insert(p.clone(), offset + 1);
+            }
+        }
+        if accepted && !self.first_accepted.contains_key(p) {
+            self.first_accepted.insert(p.clone(), offset);
         }
     }
 }
@@ -227,13 +231,15 @@ impl Batcher {
         self.bytes += size;
     }
 
-    /// Whether the open batch reached a limit.
+    /// Whether the open batch reached a limit. The clock is read every 256 records only: call
+    /// [`Batcher::due_in`] to wait for the interval when records stop coming.
     pub fn is_due(&self) -> bool {
         self.rows >= self.limits.max_rows
             || self.bytes >= self.limits.max_bytes
-            || self
-                .opened_at
-                .is_some_and(|t| t.elapsed() >= self.limits.max_interval)
+            || (self.counts.read.is_multiple_of(256)
+                && self
+                    .opened_at
+                    .is_some_and(|t| t.elapsed() >= self.limits.max_interval))
     }
 
     /// Time until the interval limit of the open batch, `None` if nothing is open.

@@ -23,6 +23,10 @@ pub struct IngestReport {
     pub commits: u64,
     pub files_written: u64,
     pub elapsed: Duration,
+    /// Time the reader spent waiting for the committer (backpressure).
+    pub reader_waited: Duration,
+    /// Time spent writing files and committing.
+    pub committing: Duration,
 }
 
 impl IngestReport {
@@ -94,8 +98,15 @@ pub async fn ingest_files(
     let mut batcher = batcher(lake, config).await?;
     let mut committer = Committer::new(lake.clone(), &config.namespaces.bronze, &config.bronze);
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let reader = tokio::task::spawn_blocking(move || -> Result<Counts, BronzeError> {
+    let reader = tokio::task::spawn_blocking(move || -> Result<(Counts, Duration), BronzeError> {
         let mut last_log = Instant::now();
+        let mut waited = Duration::ZERO;
+        let mut send = |f| {
+            let t = Instant::now();
+            let r = tx.blocking_send(f);
+            waited += t.elapsed();
+            r.is_err()
+        };
         for path in &files {
             let mut r = DumpReader::open(path)?;
             tracing::info!(file = %path.display(), "reading");
@@ -103,7 +114,7 @@ pub async fn ingest_files(
                 batcher.push(item);
                 if batcher.is_due()
                     && let Some(f) = batcher.take()?
-                    && tx.blocking_send(f).is_err()
+                    && send(f)
                 {
                     return Err(BronzeError::Stopped("committer"));
                 }
@@ -121,17 +132,20 @@ pub async fn ingest_files(
             }
         }
         if let Some(f) = batcher.take()?
-            && tx.blocking_send(f).is_err()
+            && send(f)
         {
             return Err(BronzeError::Stopped("committer"));
         }
-        Ok(batcher.counts.clone())
+        Ok((batcher.counts.clone(), waited))
     });
     let mut commit_result = Ok(());
+    let mut committing = Duration::ZERO;
     while let Some(flush) = rx.recv().await {
         let rows: usize = flush.parts.iter().map(|p| p.batch.num_rows()).sum();
         let t = Instant::now();
-        if let Err(e) = committer.commit(flush).await {
+        let r = committer.commit(flush).await;
+        committing += t.elapsed();
+        if let Err(e) = r {
             commit_result = Err(e);
             break;
         }
@@ -140,11 +154,13 @@ pub async fn ingest_files(
     drop(rx);
     let counts = reader.await.map_err(|_| BronzeError::Stopped("reader"))?;
     commit_result?;
-    let counts = counts?;
+    let (counts, reader_waited) = counts?;
     Ok(IngestReport {
         counts,
         commits: committer.commits,
         files_written: committer.files,
         elapsed: started.elapsed(),
+        reader_waited,
+        committing,
     })
 }

@@ -150,13 +150,9 @@ impl DataRows {
 
     /// Appends a record and what was decoded of it. Key and value were checked to be UTF-8.
     pub fn append(&mut self, r: &SourceRecord, d: &Decoded<'_>) {
-        fn text(b: &Option<Vec<u8>>) -> Option<&str> {
-            b.as_deref()
-                .map(|b| std::str::from_utf8(b).expect("checked by decode"))
-        }
         self.kafka.append(Some(r));
-        self.key.append_option(text(&r.key));
-        self.value.append_option(text(&r.value));
+        self.key.append_option(d.key);
+        self.value.append_option(d.value);
         self.kind.append_value(d.kind.as_str());
         self.op.append_option(d.op.map(|o| o.as_str()));
         self.event_ts.append_option(d.event_ts_us);

@@ -173,6 +173,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<&'de RawValu
 /// A decoded record: borrowed from the value bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded<'a> {
+    /// The key and value text, checked to be UTF-8.
+    pub key: Option<&'a str>,
+    pub value: Option<&'a str>,
     pub kind: Kind,
     pub op: Option<Op>,
     /// The value came as `{"schema", "payload"}`.
@@ -261,6 +264,8 @@ pub fn decode<'a>(
             ));
         }
         return Ok(Decoded {
+            key,
+            value: None,
             kind: Kind::Tombstone,
             op: None,
             has_schema: false,
@@ -285,6 +290,8 @@ pub fn decode<'a>(
             Some(Some(p)) => (parse_fields(p.get(), "payload")?, true),
             Some(None) => {
                 return Ok(Decoded {
+                    key,
+                    value: Some(text),
                     kind: Kind::Tombstone,
                     op: None,
                     has_schema: true,
@@ -338,6 +345,8 @@ pub fn decode<'a>(
             ));
         }
         return Ok(Decoded {
+            key,
+            value: Some(text),
             kind: Kind::Change,
             op: Some(op),
             has_schema,
@@ -362,6 +371,8 @@ pub fn decode<'a>(
         ));
     };
     Ok(Decoded {
+        key,
+        value: Some(text),
         kind,
         op: None,
         has_schema,

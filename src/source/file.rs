@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -81,8 +81,8 @@ impl DumpReader {
     pub fn next_item(&mut self) -> Result<Option<SourceItem>, SourceError> {
         loop {
             self.buf.clear();
-            let n = (&mut self.reader)
-                .take(u64::MAX)
+            let n = self
+                .reader
                 .read_until(b'\n', &mut self.buf)
                 .map_err(|source| SourceError::Io {
                     path: self.path.clone(),
@@ -114,6 +114,17 @@ impl DumpReader {
     }
 
     fn parse(&mut self, line: &[u8]) -> SourceItem {
+        if let Some(f) = super::dump_line::parse(line) {
+            return SourceItem::Record(SourceRecord {
+                topic: self.intern(f.topic),
+                partition: f.partition,
+                offset: f.offset,
+                timestamp_ms: f.timestamp,
+                key: f.key.map(String::into_bytes),
+                value: f.value.map(String::into_bytes),
+                headers: Vec::new(),
+            });
+        }
         let (file, line_no) = (self.name.clone(), self.line);
         let unreadable = |reason: String, record: Option<SourceRecord>| Unreadable {
             file,

@@ -7,6 +7,7 @@
 //! envelope for every source alike.
 
 pub mod debezium;
+mod dump_line;
 pub mod file;
 pub mod generate;
 

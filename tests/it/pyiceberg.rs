@@ -73,11 +73,7 @@ async fn pyiceberg_reads_every_bronze_table_like_we_do() {
     let ws = Workspace::new("[bronze]\nmax_rows = 300\n");
     let config = ws.config();
     let lake = ws.lake();
-    let mut files: Vec<PathBuf> = fixture_event_files()
-        .into_iter()
-        .filter(|(n, _)| n == "mysql-ecommerce" || n == "pg-types/precise")
-        .map(|(_, p)| p)
-        .collect();
+    let mut files: Vec<PathBuf> = fixture_event_files().into_iter().map(|(_, p)| p).collect();
     // A few dead letters too, so the DLQ table is checked as well.
     let bad = ws.root().join("bad.jsonl");
     std::fs::write(

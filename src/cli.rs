@@ -228,6 +228,11 @@ fn print_report(r: &IngestReport) {
         r.commits,
         r.files_written
     );
+    println!(
+        "  time: {:.2}s writing and committing, {:.2}s of reading held back by commits",
+        r.committing.as_secs_f64(),
+        r.reader_waited.as_secs_f64()
+    );
     if !c.by_table.is_empty() {
         let per: Vec<String> = c
             .by_table

@@ -3,6 +3,7 @@
 //! reader) and fails loudly when something it needs is missing.
 
 mod bad_input;
+mod cli;
 mod commits;
 mod crash;
 mod fixtures;

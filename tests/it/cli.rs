@@ -1,0 +1,131 @@
+//! The command line as a scheduler and a person meet it: help that teaches, exit codes that say
+//! whether to retry, errors that name what to fix.
+
+use crate::support::Workspace;
+
+fn run(ws: &Workspace, args: &[&str]) -> (i32, String, String) {
+    let out = ws.medallion().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_explains_every_command() {
+    let ws = Workspace::new("");
+    let (code, out, _) = run(&ws, &["--help"]);
+    assert_eq!(code, 0);
+    for cmd in ["ingest", "demo", "tables", "query", "generate", "config"] {
+        assert!(out.contains(cmd), "--help lists {cmd}:\n{out}");
+        let (code, out, err) = run(&ws, &[cmd, "--help"]);
+        assert_eq!(code, 0, "{cmd} --help: {err}");
+        assert!(
+            out.lines().count() > 5,
+            "{cmd} --help says something:\n{out}"
+        );
+    }
+    let (_, out, _) = run(&ws, &["ingest", "--help"]);
+    assert!(out.contains("exactly once"), "{out}");
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_exit_2() {
+    let ws = Workspace::new("[bronze]\nmax_rowz = 5\n");
+    let (code, _, err) = run(&ws, &["tables"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("max_rowz"), "{err}");
+
+    let ws = Workspace::new("[bronze]\nmax_interval = \"soon\"\n");
+    let (code, _, err) = run(&ws, &["config"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("max_interval") || err.contains("soon"),
+        "{err}"
+    );
+
+    let ws = Workspace::new("");
+    let out = ws
+        .medallion()
+        .arg("tables")
+        .env("MEDALLION__BRONZE__MAX_ROWS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bronze.max_rows"));
+}
+
+#[test]
+fn usage_and_sql_errors_exit_2_with_a_hint() {
+    let ws = Workspace::new("");
+    let (code, _, err) = run(&ws, &["ingest"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--from"), "{err}");
+    let (code, _, err) = run(&ws, &["query", "SELECT nope FROM bronze.missing"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bronze.missing") || err.contains("missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn generate_ingest_tables_and_query_formats() {
+    let ws = Workspace::new("");
+    let file = ws.root().join("events.jsonl.gz");
+    let (code, _, err) = run(
+        &ws,
+        &[
+            "generate",
+            "--keys",
+            "20",
+            "--events",
+            "100",
+            "--schemas",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&ws, &["ingest", "--from", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("100 landed"), "{out}");
+    let (code, out, _) = run(&ws, &["tables"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("users") && out.contains("offsets: demo.public.users[0]"),
+        "{out}"
+    );
+    let (code, out, _) = run(
+        &ws,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM bronze.users",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(out.starts_with("n\n"), "{out}");
+    let (code, out, _) = run(
+        &ws,
+        &[
+            "query",
+            "--format",
+            "json",
+            "SELECT kafka_offset FROM bronze.users ORDER BY kafka_offset LIMIT 1",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), r#"{"kafka_offset":0}"#);
+    let (code, out, _) = run(
+        &ws,
+        &["query", "SELECT count(*) AS n FROM test_bronze.orders"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("| n "),
+        "real namespace names work too:\n{out}"
+    );
+}

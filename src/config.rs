@@ -626,6 +626,20 @@ location = "warehouse"
 kind = "file"
 "#;
 
+    const KAFKA: &str = r#"
+[catalog]
+kind = "sql"
+path = "c.db"
+[warehouse]
+location = "w"
+[source]
+kind = "kafka"
+[source.kafka]
+bootstrap_servers = "127.0.0.1:9092"
+group_id = "g"
+topics = ["t"]
+"#;
+
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = env
             .iter()
@@ -691,21 +705,8 @@ kind = "file"
 
     #[test]
     fn secrets_never_print() {
-        let text = r#"
-[catalog]
-kind = "sql"
-path = "c.db"
-[warehouse]
-location = "w"
-[source]
-kind = "kafka"
-[source.kafka]
-bootstrap_servers = "127.0.0.1:9092"
-group_id = "g"
-topics = ["t"]
-"#;
         let c = load(
-            text,
+            KAFKA,
             &[(
                 "MEDALLION__SOURCE__KAFKA__SECRET_PROPERTIES__SASL.PASSWORD",
                 "hunter2",
@@ -720,21 +721,8 @@ topics = ["t"]
 
     #[test]
     fn secret_in_plain_properties_is_refused() {
-        let text = r#"
-[catalog]
-kind = "sql"
-path = "c.db"
-[warehouse]
-location = "w"
-[source]
-kind = "kafka"
-[source.kafka]
-bootstrap_servers = "127.0.0.1:9092"
-group_id = "g"
-topics = ["t"]
-properties = { "sasl.password" = "x" }
-"#;
-        let err = load(text, &[]).unwrap_err();
+        let text = format!("{KAFKA}properties = {{ \"sasl.password\" = \"x\" }}\n");
+        let err = load(&text, &[]).unwrap_err();
         assert!(err.to_string().contains("secret_properties"), "{err}");
     }
 

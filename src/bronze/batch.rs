@@ -90,7 +90,6 @@ pub struct Batcher {
     dlq_table: Arc<str>,
     limits: Limits,
     data_schema: SchemaRef,
-    dlq_schema: SchemaRef,
     /// Watermarks per table (the DLQ included): as committed, plus what this process accepted.
     watermarks: HashMap<Arc<str>, Watermarks>,
     open: BTreeMap<Arc<str>, (DataRows, Coverage)>,
@@ -115,9 +114,8 @@ impl Batcher {
             router,
             dlq_table: Arc::from(dlq_table),
             limits,
-            dlq: DlqRows::new(dlq_schema.clone()),
+            dlq: DlqRows::new(dlq_schema),
             data_schema,
-            dlq_schema,
             watermarks: committed,
             open: BTreeMap::new(),
             dlq_coverage: Coverage::default(),
@@ -291,9 +289,5 @@ impl Batcher {
             parts,
             ingested_at_us: now,
         }))
-    }
-
-    pub fn dlq_schema(&self) -> &SchemaRef {
-        &self.dlq_schema
     }
 }

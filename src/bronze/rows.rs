@@ -115,7 +115,6 @@ pub struct DataRows {
     gtid: StringBuilder,
     has_schema: BooleanBuilder,
     pub rows: usize,
-    pub bytes: usize,
 }
 
 impl DataRows {
@@ -144,7 +143,6 @@ impl DataRows {
             gtid: StringBuilder::new(),
             has_schema: BooleanBuilder::new(),
             rows: 0,
-            bytes: 0,
         }
     }
 
@@ -173,7 +171,6 @@ impl DataRows {
         self.gtid.append_option(s.gtid.as_deref());
         self.has_schema.append_value(d.has_schema);
         self.rows += 1;
-        self.bytes += r.payload_bytes() + 160;
     }
 
     pub fn finish(&mut self, ingested_at_us: i64) -> Result<RecordBatch, ArrowError> {
@@ -202,7 +199,6 @@ impl DataRows {
             constant_ts(ingested_at_us, self.rows),
         ]);
         self.rows = 0;
-        self.bytes = 0;
         RecordBatch::try_new(self.schema.clone(), cols)
     }
 }
@@ -223,7 +219,6 @@ pub struct DlqRows {
     source_file: StringBuilder,
     source_line: Int64Builder,
     pub rows: usize,
-    pub bytes: usize,
 }
 
 impl DlqRows {
@@ -239,7 +234,6 @@ impl DlqRows {
             source_file: StringBuilder::new(),
             source_line: Int64Builder::new(),
             rows: 0,
-            bytes: 0,
         }
     }
 
@@ -254,7 +248,6 @@ impl DlqRows {
         self.source_file.append_null();
         self.source_line.append_null();
         self.rows += 1;
-        self.bytes += r.payload_bytes() + 160;
     }
 
     /// Input that could not be read as a record; the raw bytes are the whole line.
@@ -269,7 +262,6 @@ impl DlqRows {
         self.source_file.append_value(&u.file);
         self.source_line.append_value(u.line);
         self.rows += 1;
-        self.bytes += u.raw.len() + 160;
     }
 
     pub fn finish(&mut self, ingested_at_us: i64) -> Result<RecordBatch, ArrowError> {
@@ -285,7 +277,6 @@ impl DlqRows {
             constant_ts(ingested_at_us, self.rows),
         ]);
         self.rows = 0;
-        self.bytes = 0;
         RecordBatch::try_new(self.schema.clone(), cols)
     }
 }

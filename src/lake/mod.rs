@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    FormatVersion, PartitionSpec, Schema, SnapshotRef, TableMetadata, TableMetadataBuilder,
-    UnboundPartitionSpec,
+    FormatVersion, Schema, SnapshotRef, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec,
 };
 use iceberg::table::Table;
 use iceberg::{MetadataLocation, TableCreation};
@@ -319,10 +318,5 @@ impl Lake {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    /// The default partition spec of a table, bound to its current schema.
-    pub fn partition_spec(table: &LakeTable) -> PartitionSpec {
-        table.metadata().default_partition_spec().as_ref().clone()
     }
 }

@@ -99,12 +99,6 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("source kind `{0}` is not available in this build yet")]
     Unsupported(String),
 }

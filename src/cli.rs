@@ -1,18 +1,25 @@
 //! The command line: one subcommand per job an Airflow task (or a person) runs.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::bronze::ingest::{self, IngestReport};
+use crate::bronze::kafka::{self, RunMode};
 use crate::bronze::offsets::{OFFSETS_PROPERTY, Watermarks};
 use crate::catalog::TableName;
 use crate::config::{Config, SourceKind};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::query::{self, Format};
+use crate::source::SourceItem;
+use crate::source::file::DumpReader;
 use crate::source::generate::{GenerateOptions, Generator};
+use crate::source::produce::{self, KafkaSink};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,8 +88,21 @@ pub enum Command {
     /// rows (op r), then inserts, updates and deletes (each with its tombstone) up to
     /// `--events` records in all.
     Generate(GenerateArgs),
+    /// Produce Kafka-dump files to the Kafka cluster of `source.kafka`, record by record.
+    ///
+    /// Keeps each record's topic, partition, key, value, timestamp and headers byte for byte
+    /// (the broker gives new offsets); creates missing topics with enough partitions. For
+    /// replaying captured Debezium events into a test cluster, and load tests.
+    Produce(ProduceArgs),
     /// Check the configuration and print it as loaded (secrets shown as ***).
     Config,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Kafka-dump files (plain or gzipped), produced in order.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -127,8 +147,11 @@ pub struct QueryArgs {
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Output file (`.gz` for gzip); `-` for standard output.
-    #[arg(long, short)]
-    pub out: PathBuf,
+    #[arg(long, short, required_unless_present = "to_kafka")]
+    pub out: Option<PathBuf>,
+    /// Produce to the Kafka cluster of `source.kafka` instead (topics are created when missing).
+    #[arg(long, conflicts_with = "out")]
+    pub to_kafka: bool,
     /// Rows in the initial snapshot.
     #[arg(long, default_value_t = 1_000)]
     pub keys: u64,
@@ -155,7 +178,15 @@ pub struct GenerateArgs {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Generate(a) if a.to_kafka => {
+            let config = Config::load(&cli.config)?;
+            generate_to_kafka(&config, &a).await
+        }
         Command::Generate(a) => generate(&a),
+        Command::Produce(a) => {
+            let config = Config::load(&cli.config)?;
+            produce(&config, &a).await
+        }
         Command::Config => {
             let config = Config::load(&cli.config)?;
             print!("{}", config.to_redacted_toml());
@@ -211,8 +242,39 @@ async fn run_ingest(lake: &Lake, config: &Config, a: &IngestArgs) -> Result<Inge
             }
             Ok(ingest::ingest_files(lake, config, files).await?)
         }
-        SourceKind::Kafka => Err(crate::source::SourceError::Unsupported("kafka".into()).into()),
+        SourceKind::Kafka => {
+            if !a.from.is_empty() {
+                return Err(Error::Usage(
+                    "--from reads Kafka-dump files; this configuration has a Kafka source".into(),
+                ));
+            }
+            let mode = if a.follow {
+                RunMode::Follow
+            } else {
+                RunMode::UntilCaughtUp
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            tokio::spawn(stop_on_signal(stop.clone()));
+            Ok(kafka::ingest_kafka(lake, config, mode, stop).await?)
+        }
     }
+}
+
+/// Sets `stop` on SIGTERM or Ctrl-C (SIGINT); the ingest loop then commits and exits 0.
+async fn stop_on_signal(stop: Arc<AtomicBool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for SIGTERM/SIGINT");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+    stop.store(true, Ordering::Relaxed);
 }
 
 fn print_report(r: &IngestReport) {
@@ -247,8 +309,8 @@ fn print_report(r: &IngestReport) {
     }
 }
 
-fn generate(a: &GenerateArgs) -> Result<()> {
-    let opts = GenerateOptions {
+fn generate_options(a: &GenerateArgs) -> GenerateOptions {
+    GenerateOptions {
         keys: a.keys,
         events: a.events,
         event_size: a.event_size,
@@ -256,7 +318,97 @@ fn generate(a: &GenerateArgs) -> Result<()> {
         schemas: a.schemas,
         partitions: a.partitions.max(1),
         topic_prefix: a.topic_prefix.clone(),
-    };
+    }
+}
+
+fn kafka_config(config: &Config) -> Result<&crate::config::KafkaConfig> {
+    config.source.kafka.as_ref().ok_or_else(|| {
+        Error::Usage(format!(
+            "{} has no [source.kafka] section: set source.kind = \"kafka\" and source.kafka.bootstrap_servers",
+            config
+                .path
+                .as_deref()
+                .map_or("the configuration".into(), |p| p.display().to_string())
+        ))
+    })
+}
+
+async fn generate_to_kafka(config: &Config, a: &GenerateArgs) -> Result<()> {
+    let kafka = kafka_config(config)?;
+    let opts = generate_options(a);
+    let topics = ["users", "products", "orders"]
+        .iter()
+        .map(|t| (format!("{}.public.{t}", opts.topic_prefix), opts.partitions))
+        .collect();
+    produce::ensure_topics(kafka, &topics).await?;
+    let kafka = kafka.clone();
+    let n = tokio::task::spawn_blocking(move || -> Result<u64> {
+        let sink = KafkaSink::connect(&kafka)?;
+        for r in Generator::new(opts) {
+            sink.send(&r)?;
+        }
+        Ok(sink.finish()?)
+    })
+    .await
+    .map_err(|_| Error::Usage("the producer thread stopped".into()))??;
+    eprintln!(
+        "produced {n} records to {}",
+        kafka_config(config)?.bootstrap_servers
+    );
+    Ok(())
+}
+
+async fn produce(config: &Config, a: &ProduceArgs) -> Result<()> {
+    let kafka = kafka_config(config)?.clone();
+    // First pass: the topics and how many partitions each needs.
+    let files = a.files.clone();
+    let scan = files.clone();
+    let topics = tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, i32>> {
+        let mut topics = BTreeMap::new();
+        for f in &scan {
+            let mut r = DumpReader::open(f)?;
+            while let Some(item) = r.next_item()? {
+                if let SourceItem::Record(rec) = item {
+                    let n = topics.entry(rec.topic.to_string()).or_insert(0);
+                    *n = (*n).max(rec.partition + 1);
+                }
+            }
+        }
+        Ok(topics)
+    })
+    .await
+    .map_err(|_| Error::Usage("the reader thread stopped".into()))??;
+    produce::ensure_topics(&kafka, &topics).await?;
+    let servers = kafka.bootstrap_servers.clone();
+    let (n, skipped) = tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
+        let sink = KafkaSink::connect(&kafka)?;
+        let mut skipped = 0;
+        for f in &files {
+            let mut r = DumpReader::open(f)?;
+            while let Some(item) = r.next_item()? {
+                match item {
+                    SourceItem::Record(rec) => sink.send(&rec)?,
+                    SourceItem::Unreadable(u) => {
+                        skipped += 1;
+                        tracing::warn!(file = %u.file, line = u.line + 1, reason = %u.reason, "unreadable line not produced");
+                    }
+                }
+            }
+        }
+        Ok((sink.finish()?, skipped))
+    })
+    .await
+    .map_err(|_| Error::Usage("the producer thread stopped".into()))??;
+    eprintln!("produced {n} records to {servers}; {skipped} unreadable lines skipped");
+    Ok(())
+}
+
+fn generate(a: &GenerateArgs) -> Result<()> {
+    let opts = generate_options(a);
+    let out = a
+        .out
+        .clone()
+        .expect("clap requires --out without --to-kafka");
     let write_all = |out: &mut dyn Write| -> std::io::Result<u64> {
         let mut n = 0;
         for r in Generator::new(opts.clone()) {
@@ -267,17 +419,17 @@ fn generate(a: &GenerateArgs) -> Result<()> {
         Ok(n)
     };
     let io = |source| Error::Io {
-        what: format!("write {}", a.out.display()),
+        what: format!("write {}", out.display()),
         source,
     };
-    let n = if a.out.as_os_str() == "-" {
+    let n = if out.as_os_str() == "-" {
         write_all(&mut std::io::BufWriter::new(std::io::stdout().lock())).map_err(io)?
     } else {
-        if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = std::fs::File::create(&a.out).map_err(io)?;
-        if a.out.extension().is_some_and(|e| e == "gz") {
+        let file = std::fs::File::create(&out).map_err(io)?;
+        if out.extension().is_some_and(|e| e == "gz") {
             let mut gz = flate2::write::GzEncoder::new(
                 std::io::BufWriter::new(file),
                 flate2::Compression::fast(),
@@ -289,7 +441,7 @@ fn generate(a: &GenerateArgs) -> Result<()> {
             write_all(&mut std::io::BufWriter::with_capacity(1 << 20, file)).map_err(io)?
         }
     };
-    eprintln!("wrote {n} records to {}", a.out.display());
+    eprintln!("wrote {n} records to {}", out.display());
     Ok(())
 }
 
@@ -363,7 +515,8 @@ async fn demo(config_path: &std::path::Path, a: &DemoArgs) -> Result<()> {
     let dir = config.resolve(std::path::Path::new(".medallion/demo"));
     let file = dir.join("events.jsonl");
     generate(&GenerateArgs {
-        out: file.clone(),
+        out: Some(file.clone()),
+        to_kafka: false,
         keys: a.keys,
         events: a.events,
         event_size: 0,

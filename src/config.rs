@@ -230,10 +230,17 @@ pub struct KafkaConfig {
     /// environment: `MEDALLION__SOURCE__KAFKA__SECRET_PROPERTIES__SASL.PASSWORD`.
     #[serde(default)]
     pub secret_properties: BTreeMap<String, Secret>,
+    /// How long the brokers may stay unreachable before ingest stops with an error (exit 75)
+    /// instead of waiting on.
+    #[serde(default = "default_max_outage")]
+    pub max_outage: HumanDuration,
 }
 
 fn default_reset() -> String {
     "earliest".into()
+}
+fn default_max_outage() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(300))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]

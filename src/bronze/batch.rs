@@ -72,6 +72,9 @@ pub struct Part {
 pub struct Flush {
     pub parts: Vec<Part>,
     pub ingested_at_us: i64,
+    /// Next offset per partition over the whole batch: where a consumer resumes once every
+    /// part is committed.
+    pub next: BTreeMap<Partition, i64>,
 }
 
 /// Counts for the run report.
@@ -134,6 +137,31 @@ impl Batcher {
             .get(&table)
             .and_then(|w| w.get(p))
             .or_else(|| self.watermarks.get(&self.dlq_table).and_then(|w| w.get(p)))
+    }
+
+    /// Replaces what this batcher believes of `partitions` with the committed watermarks
+    /// (another worker may have moved them since). Call only with nothing of them open.
+    pub fn refresh(&mut self, partitions: &[Partition], committed: &HashMap<Arc<str>, Watermarks>) {
+        let tables: Vec<Arc<str>> = self
+            .watermarks
+            .keys()
+            .chain(committed.keys())
+            .cloned()
+            .collect();
+        for table in tables {
+            let fresh = committed.get(&table);
+            let w = self.watermarks.entry(table).or_default();
+            for p in partitions {
+                match fresh.and_then(|f| f.get(p)) {
+                    Some(n) => {
+                        w.0.insert(p.clone(), n);
+                    }
+                    None => {
+                        w.0.remove(p);
+                    }
+                }
+            }
+        }
     }
 
     fn accept(&mut self, table: &Arc<str>, p: &Partition, offset: i64) -> bool {
@@ -259,6 +287,7 @@ impl Batcher {
         let now = chrono::Utc::now().timestamp_micros();
         let mut parts = Vec::new();
         let dlq_cov = std::mem::take(&mut self.dlq_coverage);
+        let next = dlq_cov.next.clone();
         if self.dlq.rows > 0 {
             parts.push(Part {
                 table: self.dlq_table.clone(),
@@ -288,6 +317,7 @@ impl Batcher {
         Ok(Some(Flush {
             parts,
             ingested_at_us: now,
+            next,
         }))
     }
 }

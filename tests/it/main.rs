@@ -3,9 +3,11 @@
 //! reader) and fails loudly when something it needs is missing.
 
 mod bad_input;
+mod broker;
 mod cli;
 mod commits;
 mod crash;
 mod fixtures;
+mod kafka;
 mod pyiceberg;
 mod support;

@@ -57,8 +57,14 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// A workspace with the embedded catalog; `extra` is appended to the config file.
+    /// A workspace with the embedded catalog and a file source; `extra` is appended to the
+    /// config file.
     pub fn new(extra: &str) -> Self {
+        Self::with_source("[source]\nkind = \"file\"\n", extra)
+    }
+
+    /// A workspace whose source is `source` (a `[source]` section in TOML).
+    pub fn with_source(source: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("job.toml");
         let text = format!(
@@ -76,8 +82,7 @@ bronze = "test_bronze"
 silver = "test_silver"
 gold = "test_gold"
 
-[source]
-kind = "file"
+{source}
 
 [[bronze.route]]
 topic = '[^.]+\.[^.]+\.([^.]+)'
@@ -102,13 +107,18 @@ table = "$1"
         self.dir.path()
     }
 
-    /// Runs the medallion binary with this workspace's config.
+    /// Runs the medallion binary with this workspace's config, logging warnings only.
     pub fn medallion(&self) -> Command {
+        self.medallion_logging("warn")
+    }
+
+    /// Runs the medallion binary with this workspace's config and a log filter.
+    pub fn medallion_logging(&self, filter: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_medallion"));
         c.arg("--config")
             .arg(&self.config_path)
             .arg("--log")
-            .arg("warn");
+            .arg(filter);
         c
     }
 

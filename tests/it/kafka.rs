@@ -1,0 +1,380 @@
+//! The Kafka source against a real broker (tansu): fixtures through Kafka, SIGTERM, SIGKILL
+//! loops with a live producer, and two workers in one group.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use medallion::source::generate::{GenerateOptions, Generator};
+use medallion::source::produce::{KafkaSink, ensure_topics};
+
+use crate::broker::Broker;
+use crate::support::{Workspace, fixture_event_files};
+
+/// Rows in every bronze table (DLQ included) and distinct Kafka coordinates among them.
+async fn landed(ws: &Workspace) -> (i64, i64) {
+    let tables = ws.tables("test_bronze").await;
+    if tables.is_empty() {
+        return (0, 0);
+    }
+    let union = tables
+        .iter()
+        .map(|t| format!("SELECT kafka_topic, kafka_partition, kafka_offset FROM bronze.\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let rows = ws.count(&format!("SELECT count(*) FROM ({union})")).await;
+    let distinct = ws
+        .count(&format!(
+            "SELECT count(*) FROM (SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset FROM ({union}))"
+        ))
+        .await;
+    (rows, distinct)
+}
+
+/// Rows per (table, kind, op) over the data tables.
+async fn kinds(ws: &Workspace) -> BTreeMap<(String, String, String), i64> {
+    let mut out = BTreeMap::new();
+    for t in ws.tables("test_bronze").await {
+        if t.starts_with('_') {
+            continue;
+        }
+        let sql = format!(
+            "SELECT kind, coalesce(op, '-') AS op, count(*) AS n FROM bronze.\"{t}\" GROUP BY 1, 2"
+        );
+        for b in ws.query(&sql).await {
+            let kind = b.column(0).as_string::<i32>();
+            let op = b.column(1).as_string::<i32>();
+            let n = b.column(2).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                out.insert(
+                    (
+                        t.clone(),
+                        kind.value(i).to_string(),
+                        op.value(i).to_string(),
+                    ),
+                    n.value(i),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn kafka_ws(broker: &Broker, pattern: &str, group: &str, bronze: &str) -> Workspace {
+    Workspace::with_source(&broker.source_toml(pattern, group), bronze)
+}
+
+/// Starts `ingest` with `args`, stderr piped so logs can be watched.
+fn spawn_ingest(ws: &Workspace, args: &[&str]) -> Child {
+    ws.medallion_logging("info")
+        .arg("ingest")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &Child) {
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Waits for a child with a deadline; kills it and fails if it overruns.
+fn wait_within(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A producer thread writing generated events until stopped; returns how many it produced.
+struct Producer {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    handle: JoinHandle<u64>,
+}
+
+impl Producer {
+    async fn start(broker: &Broker, partitions: i32, per_second: u64) -> Producer {
+        let config = broker.kafka_config();
+        let topics = ["users", "products", "orders"]
+            .iter()
+            .map(|t| (format!("demo.public.{t}"), partitions))
+            .collect();
+        ensure_topics(&config, &topics).await.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (s, n) = (stop.clone(), sent.clone());
+        let handle = std::thread::spawn(move || {
+            let sink = KafkaSink::connect(&config).unwrap();
+            let events = Generator::new(GenerateOptions {
+                keys: 2000,
+                events: u64::MAX / 2,
+                partitions,
+                seed: 11,
+                ..Default::default()
+            });
+            let started = Instant::now();
+            for r in events {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                sink.send(&r).unwrap();
+                let k = n.fetch_add(1, Ordering::Relaxed) + 1;
+                // Keep to the rate.
+                let due = Duration::from_secs_f64(k as f64 / per_second as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            sink.finish().unwrap()
+        });
+        Producer { stop, sent, handle }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let delivered = self.handle.join().unwrap();
+        assert_eq!(delivered, self.sent.load(Ordering::Relaxed));
+        delivered
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_through_kafka_land_exactly_once() {
+    for (scenario, file) in fixture_event_files() {
+        let broker = Broker::start();
+        let ws = kafka_ws(&broker, "^.*", "fixtures", "");
+        let out = ws.medallion().arg("produce").arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{scenario}: produce failed: {stderr}");
+        let produced: i64 = stderr
+            .split("produced ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{scenario}: no count in {stderr}"));
+        assert!(produced > 0);
+
+        let out = ws
+            .medallion()
+            .args(["ingest", "--until-caught-up"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{scenario}: ingest failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (rows, distinct) = landed(&ws).await;
+        assert_eq!(
+            distinct, produced,
+            "{scenario}: every produced record landed"
+        );
+        assert_eq!(rows, produced, "{scenario}: no record landed twice");
+
+        // The same file through the file source decodes to the same kinds and ops.
+        let file_ws = Workspace::new("");
+        let st = file_ws
+            .medallion()
+            .arg("ingest")
+            .arg("--from")
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let via_kafka = kinds(&ws).await;
+        assert!(!via_kafka.is_empty());
+        assert_eq!(via_kafka, kinds(&file_ws).await, "{scenario}");
+
+        // A second run finds nothing new.
+        let out = ws
+            .medallion()
+            .args(["ingest", "--until-caught-up"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(landed(&ws).await, (produced, produced), "{scenario}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_follow_commits_the_open_batch_and_exits_fast() {
+    let broker = Broker::start();
+    // Batches that never fill or time out on their own: only the shutdown commits.
+    let ws = kafka_ws(
+        &broker,
+        r"^demo\..*",
+        "sigterm",
+        "[bronze]\nmax_rows = 1000000\nmax_interval = \"10m\"\n",
+    );
+    let st = ws
+        .medallion()
+        .args([
+            "generate",
+            "--to-kafka",
+            "--keys",
+            "500",
+            "--events",
+            "5000",
+        ])
+        .args(["--partitions", "2"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut child = spawn_ingest(&ws, &["--follow"]);
+    // Wait until the progress log says all 5000 records were read.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("progress") && line.contains("read=5000") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("ingest --follow read the 5000 records");
+    assert_eq!(
+        landed(&ws).await,
+        (0, 0),
+        "nothing committed before SIGTERM"
+    );
+    let t = Instant::now();
+    sigterm(&child);
+    let st = wait_within(&mut child, Duration::from_secs(5), "ingest after SIGTERM");
+    assert!(st.success(), "exit 0 after SIGTERM, got {st}");
+    eprintln!("exited {:?} after SIGTERM", t.elapsed());
+    assert_eq!(landed(&ws).await, (5000, 5000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loop_with_a_live_producer_lands_everything_once() {
+    let broker = Broker::start();
+    let ws = kafka_ws(
+        &broker,
+        r"^demo\..*",
+        "killed",
+        "[bronze]\nmax_rows = 2000\nmax_interval = \"1s\"\n",
+    );
+    let producer = Producer::start(&broker, 3, 3000).await;
+    let mut seed = 0x6b61_666b_u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut kills = 0;
+    while kills < 20 {
+        let mut child = ws
+            .medallion()
+            .args(["ingest", "--follow"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1000 + rand(4000)));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ingest --follow exited on its own"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let produced = producer.stop() as i64;
+    let out = ws
+        .medallion()
+        .args(["ingest", "--until-caught-up"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "final ingest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (rows, distinct) = landed(&ws).await;
+    eprintln!("{kills} kills; produced {produced}, landed {rows}");
+    assert_eq!(distinct, produced, "every produced record landed");
+    assert_eq!(rows, produced, "no record landed twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_one_killed_still_exactly_once() {
+    let broker = Broker::start();
+    let ws = kafka_ws(
+        &broker,
+        r"^demo\..*",
+        "pair",
+        "[bronze]\nmax_rows = 2000\nmax_interval = \"1s\"\n",
+    );
+    let producer = Producer::start(&broker, 4, 3000).await;
+    let spawn = || {
+        ws.medallion()
+            .args(["ingest", "--follow"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn();
+    let mut b = spawn();
+    std::thread::sleep(Duration::from_secs(10));
+    let before_kill = landed(&ws).await.0;
+    assert!(before_kill > 0, "the pair committed before the kill");
+    a.kill().unwrap(); // SIGKILL mid-run
+    a.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let produced = producer.stop() as i64;
+    // The survivor takes the dead worker's partitions over and catches up.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (rows, _) = landed(&ws).await;
+        if rows >= produced {
+            break;
+        }
+        assert!(
+            b.try_wait().unwrap().is_none(),
+            "the surviving worker exited"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the survivor did not land everything: {rows} of {produced}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    sigterm(&b);
+    let st = wait_within(&mut b, Duration::from_secs(10), "survivor after SIGTERM");
+    assert!(st.success());
+    let mut report = String::new();
+    std::io::Read::read_to_string(&mut b.stdout.take().unwrap(), &mut report).unwrap();
+    let survivor_read: i64 = report
+        .strip_prefix("read ")
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no report from the survivor: {report}"));
+    assert!(
+        survivor_read < produced,
+        "the killed worker had partitions too (survivor read {survivor_read} of {produced})"
+    );
+    let (rows, distinct) = landed(&ws).await;
+    assert_eq!(distinct, produced, "every produced record landed");
+    assert_eq!(rows, produced, "no record landed twice");
+}

@@ -15,6 +15,7 @@ use crate::catalog::TableName;
 use crate::config::{Config, SourceKind};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+use crate::metrics::Metrics;
 use crate::query::{self, Format};
 use crate::source::SourceItem;
 use crate::source::file::DumpReader;
@@ -116,6 +117,9 @@ pub struct IngestArgs {
     /// Keep running until SIGTERM/Ctrl-C (Kafka source).
     #[arg(long)]
     pub follow: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks one).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +222,15 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn run_ingest(lake: &Lake, config: &Config, a: &IngestArgs) -> Result<IngestReport> {
+    let metrics = Metrics::default();
+    if let Some(addr) = a.metrics_addr {
+        let bound = metrics.serve(addr).await.map_err(|source| Error::Io {
+            what: format!("serve metrics on {addr}"),
+            source,
+        })?;
+        tracing::info!(url = %format!("http://{bound}/metrics"), "serving metrics");
+        eprintln!("metrics: http://{bound}/metrics");
+    }
     match config.source.kind {
         SourceKind::File => {
             if a.follow {
@@ -240,7 +253,7 @@ async fn run_ingest(lake: &Lake, config: &Config, a: &IngestArgs) -> Result<Inge
                     "nothing to ingest: give --from FILE or set source.files in the config".into(),
                 ));
             }
-            Ok(ingest::ingest_files(lake, config, files).await?)
+            Ok(ingest::ingest_files_with_metrics(lake, config, files, metrics).await?)
         }
         SourceKind::Kafka => {
             if !a.from.is_empty() {
@@ -255,7 +268,7 @@ async fn run_ingest(lake: &Lake, config: &Config, a: &IngestArgs) -> Result<Inge
             };
             let stop = Arc::new(AtomicBool::new(false));
             tokio::spawn(stop_on_signal(stop.clone()));
-            Ok(kafka::ingest_kafka(lake, config, mode, stop).await?)
+            Ok(kafka::ingest_kafka(lake, config, mode, stop, metrics).await?)
         }
     }
 }

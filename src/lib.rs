@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod lake;
+pub mod metrics;
 pub mod query;
 pub mod source;
 pub mod units;

@@ -75,6 +75,8 @@ pub struct Flush {
     /// Next offset per partition over the whole batch: where a consumer resumes once every
     /// part is committed.
     pub next: BTreeMap<Partition, i64>,
+    /// Raw bytes of the records in the batch.
+    pub bytes: usize,
 }
 
 /// Counts for the run report.
@@ -86,6 +88,10 @@ pub struct Counts {
     pub skipped: u64,
     pub by_kind: BTreeMap<&'static str, u64>,
     pub by_table: BTreeMap<String, u64>,
+    /// Records read per topic.
+    pub read_by_topic: BTreeMap<Arc<str>, u64>,
+    /// Dead letters per topic.
+    pub dlq_by_topic: BTreeMap<Arc<str>, u64>,
 }
 
 pub struct Batcher {
@@ -193,6 +199,7 @@ impl Batcher {
                 if accepted {
                     self.dlq.append_unreadable(&u, target.as_deref());
                     self.counts.dead_letters += 1;
+                    *self.counts.dlq_by_topic.entry(p.topic.clone()).or_default() += 1;
                     self.rows += 1;
                     self.bytes += u.raw.len();
                 } else {
@@ -203,6 +210,12 @@ impl Batcher {
     }
 
     fn push_record(&mut self, r: SourceRecord) {
+        match self.counts.read_by_topic.get_mut(&r.topic) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.read_by_topic.insert(r.topic.clone(), 1);
+            }
+        }
         let p = r.partition_id();
         let route = self.router.route(&r.topic).clone();
         let size = r.payload_bytes();
@@ -251,6 +264,7 @@ impl Batcher {
                 }
                 self.dlq.append_record(&r, &e, &route.table);
                 self.counts.dead_letters += 1;
+                *self.counts.dlq_by_topic.entry(r.topic.clone()).or_default() += 1;
             }
         }
         self.rows += 1;
@@ -310,7 +324,7 @@ impl Batcher {
                 .or_default() += parts.last().expect("pushed").batch.num_rows() as u64;
         }
         self.rows = 0;
-        self.bytes = 0;
+        let bytes = std::mem::take(&mut self.bytes);
         if parts.is_empty() {
             return Ok(None);
         }
@@ -318,6 +332,7 @@ impl Batcher {
             parts,
             ingested_at_us: now,
             next,
+            bytes,
         }))
     }
 }

@@ -18,6 +18,7 @@ use super::{BronzeError, schema};
 use crate::catalog::TableName;
 use crate::config::Config;
 use crate::lake::{Lake, LakeError};
+use crate::metrics::Metrics;
 use crate::source::Partition;
 use crate::source::file::DumpReader;
 
@@ -112,6 +113,7 @@ pub(super) async fn run_committer(
     mut committer: Committer,
     mut rx: tokio::sync::mpsc::Receiver<ToCommitter>,
     done: std::sync::mpsc::Sender<BTreeMap<Partition, i64>>,
+    metrics: Metrics,
 ) -> (CommitterReport, Result<(), BronzeError>) {
     let mut committing = Duration::ZERO;
     let mut result = Ok(());
@@ -119,6 +121,7 @@ pub(super) async fn run_committer(
         match msg {
             ToCommitter::Flush(flush) => {
                 let rows: usize = flush.parts.iter().map(|p| p.batch.num_rows()).sum();
+                metrics.batch(rows as u64, flush.bytes as u64);
                 let next = flush.next.clone();
                 let t = Instant::now();
                 let r = committer.commit(flush).await;
@@ -143,16 +146,38 @@ pub(super) async fn run_committer(
     (report, result)
 }
 
-pub(super) fn log_progress(last_log: &mut Instant, c: &Counts) {
-    if last_log.elapsed() >= Duration::from_secs(5) {
-        *last_log = Instant::now();
-        tracing::info!(
-            read = c.read,
-            landed = c.landed,
-            dead_letters = c.dead_letters,
-            skipped = c.skipped,
-            "progress"
-        );
+/// Logs progress every 5 s and copies the counts into the metrics every second.
+pub(super) struct Progress {
+    last_log: Instant,
+    last_metrics: Instant,
+    metrics: Metrics,
+}
+
+impl Progress {
+    pub(super) fn new(metrics: Metrics) -> Self {
+        Progress {
+            last_log: Instant::now(),
+            last_metrics: Instant::now(),
+            metrics,
+        }
+    }
+
+    pub(super) fn tick(&mut self, c: &Counts) {
+        if self.last_metrics.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_metrics = Instant::now();
+        self.metrics.set_counts(c);
+        if self.last_log.elapsed() >= Duration::from_secs(5) {
+            self.last_log = Instant::now();
+            tracing::info!(
+                read = c.read,
+                landed = c.landed,
+                dead_letters = c.dead_letters,
+                skipped = c.skipped,
+                "progress"
+            );
+        }
     }
 }
 
@@ -163,14 +188,29 @@ pub async fn ingest_files(
     config: &Config,
     files: Vec<PathBuf>,
 ) -> Result<IngestReport, BronzeError> {
+    ingest_files_with_metrics(lake, config, files, Metrics::default()).await
+}
+
+/// [`ingest_files`], reporting to `metrics`.
+pub async fn ingest_files_with_metrics(
+    lake: &Lake,
+    config: &Config,
+    files: Vec<PathBuf>,
+    metrics: Metrics,
+) -> Result<IngestReport, BronzeError> {
     let started = Instant::now();
     let mut batcher = batcher(lake, config).await?;
-    let committer = Committer::new(lake.clone(), &config.namespaces.bronze, &config.bronze);
+    let committer = Committer::new(
+        lake.clone(),
+        &config.namespaces.bronze,
+        &config.bronze,
+        metrics.clone(),
+    );
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let (done_tx, _done_rx) = std::sync::mpsc::channel();
-    let committer = tokio::spawn(run_committer(committer, rx, done_tx));
+    let committer = tokio::spawn(run_committer(committer, rx, done_tx, metrics.clone()));
     let reader = tokio::task::spawn_blocking(move || -> Result<(Counts, Duration), BronzeError> {
-        let mut last_log = Instant::now();
+        let mut progress = Progress::new(metrics.clone());
         let mut waited = Duration::ZERO;
         let mut send = |f| {
             let t = Instant::now();
@@ -189,7 +229,7 @@ pub async fn ingest_files(
                 {
                     return Err(BronzeError::Stopped("committer"));
                 }
-                log_progress(&mut last_log, &batcher.counts);
+                progress.tick(&batcher.counts);
             }
         }
         if let Some(f) = batcher.take()?
@@ -197,6 +237,7 @@ pub async fn ingest_files(
         {
             return Err(BronzeError::Stopped("committer"));
         }
+        metrics.set_counts(&batcher.counts);
         Ok((batcher.counts.clone(), waited))
     });
     let read = reader.await.map_err(|_| BronzeError::Stopped("reader"));

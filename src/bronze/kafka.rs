@@ -23,12 +23,12 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::BronzeError;
 use super::batch::{Batcher, Counts, Flush};
 use super::ingest::{
-    CommitterReport, IngestReport, ToCommitter, batcher, load_watermarks, log_progress,
-    run_committer,
+    CommitterReport, IngestReport, Progress, ToCommitter, batcher, load_watermarks, run_committer,
 };
 use super::writer::Committer;
 use crate::config::{Config, KafkaConfig};
 use crate::lake::Lake;
+use crate::metrics::Metrics;
 use crate::source::kafka::{Assignments, KafkaSource};
 use crate::source::{Partition, SourceError, SourceItem};
 
@@ -182,6 +182,7 @@ pub async fn ingest_kafka(
     config: &Config,
     mode: RunMode,
     stop: Arc<AtomicBool>,
+    metrics: Metrics,
 ) -> Result<IngestReport, BronzeError> {
     let started = Instant::now();
     let kafka: KafkaConfig = config.source.kafka.clone().ok_or_else(|| {
@@ -191,10 +192,15 @@ pub async fn ingest_kafka(
         })
     })?;
     let batcher = batcher(lake, config).await?;
-    let committer = Committer::new(lake.clone(), &config.namespaces.bronze, &config.bronze);
+    let committer = Committer::new(
+        lake.clone(),
+        &config.namespaces.bronze,
+        &config.bronze,
+        metrics.clone(),
+    );
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let committer = tokio::spawn(run_committer(committer, rx, done_tx));
+    let committer = tokio::spawn(run_committer(committer, rx, done_tx, metrics.clone()));
     let pipeline = Arc::new(Mutex::new(Pipeline {
         batcher,
         tx,
@@ -210,7 +216,7 @@ pub async fn ingest_kafka(
     let hooks = Arc::new(Hooks(pipeline.clone()));
     let reader = tokio::task::spawn_blocking(move || {
         let mut source = KafkaSource::subscribe(&kafka, hooks)?;
-        let r = read_loop(&mut source, &pipeline, &kafka, mode, &stop);
+        let r = read_loop(&mut source, &pipeline, &kafka, mode, &stop, &metrics);
         // Leave the group: the revoke callback commits what is open.
         source.close();
         let mut p = pipeline.lock().expect("pipeline lock");
@@ -219,6 +225,7 @@ pub async fn ingest_kafka(
         let (tx, _) = tokio::sync::mpsc::channel(1);
         drop(std::mem::replace(&mut p.tx, tx));
         let counts = p.batcher.counts.clone();
+        metrics.set_counts(&counts);
         r.and(settled).map(|()| counts)
     });
     let read = reader.await.map_err(|_| BronzeError::Stopped("reader"));
@@ -243,8 +250,10 @@ fn read_loop(
     kafka: &KafkaConfig,
     mode: RunMode,
     stop: &AtomicBool,
+    metrics: &Metrics,
 ) -> Result<(), BronzeError> {
-    let mut last_log = Instant::now();
+    let mut progress = Progress::new(metrics.clone());
+    let mut last_lag = Instant::now();
     let mut last_check = Instant::now();
     let mut last_outage_check = Instant::now();
     let mut paused: Option<(u64, BTreeSet<Partition>)> = None;
@@ -273,10 +282,29 @@ fn read_loop(
                 let offsets = std::mem::take(&mut p.group_offsets);
                 source.commit_group_offsets(&offsets, false);
             }
-            log_progress(&mut last_log, &p.batcher.counts);
+            progress.tick(&p.batcher.counts);
             (waiting, p.batcher.due_in())
         };
         let (assignment, generation, joined) = source.assignment();
+        if last_lag.elapsed() >= Duration::from_secs(1) {
+            last_lag = Instant::now();
+            let p = pipeline.lock().expect("pipeline lock");
+            for x in &assignment {
+                // Lag against what this process has read (not the group's committed offset).
+                if let (Some(s), Some(next)) =
+                    (source.stats(x).filter(|s| s.high >= 0), p.position.get(x))
+                {
+                    metrics.set_lag(&x.topic, x.partition, (s.high - next).max(0));
+                }
+            }
+            drop(p);
+            metrics.retain_lag(|t, n| {
+                assignment
+                    .iter()
+                    .any(|x| &*x.topic == t && x.partition == n)
+            });
+            metrics.set_paused(paused.is_some());
+        }
         match (&paused, waiting) {
             (None, true) => {
                 source.set_paused(&assignment, true);

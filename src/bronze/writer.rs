@@ -24,6 +24,7 @@ use super::schema;
 use crate::catalog::TableName;
 use crate::config::BronzeConfig;
 use crate::lake::{Change, Lake, LakeError, LakeTable};
+use crate::metrics::Metrics;
 
 /// Parses `zstd(3)`, `snappy`, `lz4`, `gzip(6)`, `uncompressed`.
 pub fn parse_compression(s: &str) -> Result<Compression, String> {
@@ -68,10 +69,11 @@ pub struct Committer {
     tables: HashMap<Arc<str>, LakeTable>,
     pub commits: u64,
     pub files: u64,
+    metrics: Metrics,
 }
 
 impl Committer {
-    pub fn new(lake: Lake, namespace: &str, config: &BronzeConfig) -> Self {
+    pub fn new(lake: Lake, namespace: &str, config: &BronzeConfig, metrics: Metrics) -> Self {
         let compression =
             parse_compression(&config.compression).expect("validated with the config");
         let base = || {
@@ -97,6 +99,7 @@ impl Committer {
             tables: HashMap::new(),
             commits: 0,
             files: 0,
+            metrics,
         }
     }
 
@@ -130,6 +133,7 @@ impl Committer {
     /// Writes every part's files, then commits the parts in order (DLQ first).
     pub async fn commit(&mut self, flush: Flush) -> Result<(), BronzeError> {
         for part in &flush.parts {
+            let started = std::time::Instant::now();
             let table = self.table(part).await?;
             let files = self.write_files(&table, part, flush.ingested_at_us).await?;
             self.files += files.len() as u64;
@@ -170,6 +174,8 @@ impl Committer {
                 self.tables.insert(part.table.clone(), t);
             }
             self.commits += 1;
+            self.metrics
+                .committed(&part.table, part.batch.num_rows() as u64, started.elapsed());
         }
         Ok(())
     }

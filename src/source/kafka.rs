@@ -40,8 +40,6 @@ pub struct PartitionStats {
     pub high: i64,
     /// Log start offset from the latest fetch response.
     pub low: i64,
-    /// Consumer lag as librdkafka computes it (`-1` when unknown).
-    pub lag: i64,
 }
 
 #[derive(Default)]
@@ -76,7 +74,6 @@ impl ClientContext for Ctx {
                     PartitionStats {
                         high: p.hi_offset,
                         low: p.lo_offset,
-                        lag: p.consumer_lag,
                     },
                 );
             }
@@ -324,7 +321,7 @@ impl KafkaSource {
         (s.assignment.clone(), s.generation, s.joined)
     }
 
-    /// Latest statistics of a partition (high watermark from fetch responses, lag).
+    /// Latest statistics of a partition (watermarks from fetch responses).
     pub fn stats(&self, p: &Partition) -> Option<PartitionStats> {
         let s = self.ctx().shared.lock().expect("kafka context lock");
         s.stats.get(&(p.topic.to_string(), p.partition)).copied()

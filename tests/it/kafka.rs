@@ -157,6 +157,26 @@ impl Producer {
     }
 }
 
+/// GET /metrics over plain HTTP.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: test\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
+
+/// The values of the samples whose line starts with `prefix`.
+fn samples(text: &str, prefix: &str) -> Vec<u64> {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixtures_through_kafka_land_exactly_once() {
     for (scenario, file) in fixture_event_files() {
@@ -239,17 +259,24 @@ async fn sigterm_during_follow_commits_the_open_batch_and_exits_fast() {
         .status()
         .unwrap();
     assert!(st.success());
-    let mut child = spawn_ingest(&ws, &["--follow"]);
+    let mut child = spawn_ingest(&ws, &["--follow", "--metrics-addr", "127.0.0.1:0"]);
     // Wait until the progress log says all 5000 records were read.
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("metrics: http://") {
+                let _ = tx.send(Some(url.trim_end_matches("/metrics").to_string()));
+            }
             if line.contains("progress") && line.contains("read=5000") {
-                let _ = tx.send(());
+                let _ = tx.send(None);
             }
         }
     });
+    let metrics_addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the metrics address is printed")
+        .expect("printed before progress");
     rx.recv_timeout(Duration::from_secs(60))
         .expect("ingest --follow read the 5000 records");
     assert_eq!(
@@ -257,6 +284,17 @@ async fn sigterm_during_follow_commits_the_open_batch_and_exits_fast() {
         (0, 0),
         "nothing committed before SIGTERM"
     );
+
+    // Prometheus metrics while the batch is open: consumption per topic, lag per partition.
+    let text = scrape(&metrics_addr);
+    let consumed: u64 = samples(&text, "medallion_records_consumed_total{")
+        .iter()
+        .sum();
+    assert_eq!(consumed, 5000, "{text}");
+    let lags = samples(&text, "medallion_partition_lag{");
+    assert_eq!(lags.len(), 6, "a lag per assigned partition: {text}");
+    assert!(lags.iter().all(|l| *l == 0), "caught up: {text}");
+    assert!(text.contains("# TYPE medallion_commit_seconds histogram"));
     let t = Instant::now();
     sigterm(&child);
     let st = wait_within(&mut child, Duration::from_secs(5), "ingest after SIGTERM");

@@ -24,7 +24,8 @@ Usage: ./run.sh COMMAND
   test     every test: unit, integration (fixtures, crash safety, bad input, PyIceberg, Kafka
            through a real broker started per test)
   lint     cargo fmt --check and clippy with warnings as errors
-  bench    benchmarks: file -> bronze throughput and peak memory (BENCH_RECORDS=1000000)
+  bench    benchmarks: file -> bronze and Kafka -> bronze throughput and peak memory
+           (BENCH_RECORDS=1000000)
   clean    remove the demo warehouse and .medallion/
   help     this text
 USAGE
@@ -103,9 +104,13 @@ cmd_lint() {
 
 cmd_bench() {
   use_fast_linker
+  setup_python
   local n="${BENCH_RECORDS:-1000000}"
   say "file -> bronze benchmark, $n records of ~1 KB (release build)"
   cargo_ bench --bench bronze_ingest -- "$n" 1024
+  say "kafka -> bronze benchmark, $n records of ~1 KB (release build, local tansu broker)"
+  cargo_ build --release --bin medallion
+  benches/kafka_ingest.sh "$CARGO_TARGET_DIR/release/medallion" "$(tansu_bin)" "$n"
 }
 
 cmd_clean() {

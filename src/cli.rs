@@ -308,6 +308,13 @@ fn print_report(r: &IngestReport) {
         r.committing.as_secs_f64(),
         r.reader_waited.as_secs_f64()
     );
+    if let Some(t) = r.first_record_after {
+        println!(
+            "  first record after {:.2}s (joining the group); {:.0} records/s from there",
+            t.as_secs_f64(),
+            r.streaming_records_per_second()
+        );
+    }
     if !c.by_table.is_empty() {
         let per: Vec<String> = c
             .by_table

@@ -33,11 +33,19 @@ pub struct IngestReport {
     pub reader_waited: Duration,
     /// Time spent writing files and committing.
     pub committing: Duration,
+    /// When the first record arrived (Kafka: after joining the group and being assigned).
+    pub first_record_after: Option<Duration>,
 }
 
 impl IngestReport {
     pub fn records_per_second(&self) -> f64 {
         self.counts.read as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Records per second from the first record to the end (leaves out the group join).
+    pub fn streaming_records_per_second(&self) -> f64 {
+        let t = self.elapsed - self.first_record_after.unwrap_or_default();
+        self.counts.read as f64 / t.as_secs_f64().max(1e-9)
     }
 }
 
@@ -254,5 +262,6 @@ pub async fn ingest_files_with_metrics(
         elapsed: started.elapsed(),
         reader_waited,
         committing: committed.committing,
+        first_record_after: None,
     })
 }

@@ -214,9 +214,19 @@ pub async fn ingest_kafka(
         runtime: tokio::runtime::Handle::current(),
     }));
     let hooks = Arc::new(Hooks(pipeline.clone()));
+    let first_record: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let first = first_record.clone();
     let reader = tokio::task::spawn_blocking(move || {
         let mut source = KafkaSource::subscribe(&kafka, hooks)?;
-        let r = read_loop(&mut source, &pipeline, &kafka, mode, &stop, &metrics);
+        let r = read_loop(
+            &mut source,
+            &pipeline,
+            &kafka,
+            mode,
+            &stop,
+            &metrics,
+            &first,
+        );
         // Leave the group: the revoke callback commits what is open.
         source.close();
         let mut p = pipeline.lock().expect("pipeline lock");
@@ -241,6 +251,10 @@ pub async fn ingest_kafka(
         elapsed: started.elapsed(),
         reader_waited: Duration::ZERO,
         committing: committed.committing,
+        first_record_after: first_record
+            .lock()
+            .expect("first record")
+            .map(|t| t - started),
     })
 }
 
@@ -251,6 +265,7 @@ fn read_loop(
     mode: RunMode,
     stop: &AtomicBool,
     metrics: &Metrics,
+    first_record: &Mutex<Option<Instant>>,
 ) -> Result<(), BronzeError> {
     let mut progress = Progress::new(metrics.clone());
     let mut last_lag = Instant::now();
@@ -326,6 +341,12 @@ fn read_loop(
         match source.poll(timeout) {
             Some(Ok(record)) => {
                 let mut p = pipeline.lock().expect("pipeline lock");
+                if p.batcher.counts.read == 0 {
+                    first_record
+                        .lock()
+                        .expect("first record")
+                        .get_or_insert_with(Instant::now);
+                }
                 let (part, next) = (record.partition_id(), record.offset + 1);
                 p.batcher.push(SourceItem::Record(record));
                 let e = p.position.entry(part).or_insert(next);

@@ -66,9 +66,10 @@ pub struct Cli {
 pub enum Command {
     /// Land source records in bronze, exactly once.
     ///
-    /// Reads the configured source (today: Kafka-dump JSONL files, plain or gzipped) and lands
-    /// every record in the bronze table of its topic, with the source offsets committed in the
-    /// same Iceberg snapshot. Records that are not valid Debezium records go to the DLQ table
+    /// Reads the configured source (Kafka-dump JSONL files, plain or gzipped, or a Kafka
+    /// consumer group: `--until-caught-up` for scheduled runs, `--follow` to run until SIGTERM)
+    /// and lands every record in the bronze table of its topic, with the source offsets
+    /// committed in the same Iceberg snapshot. Records that are not valid Debezium records go to the DLQ table
     /// with the reason. Interrupt or kill it at any point: the next run resumes from the offsets
     /// in bronze and lands nothing twice.
     Ingest(IngestArgs),
@@ -95,8 +96,27 @@ pub enum Command {
     /// (the broker gives new offsets); creates missing topics with enough partitions. For
     /// replaying captured Debezium events into a test cluster, and load tests.
     Produce(ProduceArgs),
+    /// Dead letters: records that could not be decoded, with the reason.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Check the configuration and print it as loaded (secrets shown as ***).
     Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters, newest first: where each came from and why it failed.
+    List(DlqListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +238,27 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(a) => demo(&cli.config, &a).await,
+        Command::Dlq(DlqCommand::List(a)) => {
+            let config = Config::load(&cli.config)?;
+            let lake = Lake::open(&config)?;
+            let dlq = &config.bronze.dlq_table;
+            let name = TableName::new(config.namespaces.bronze.clone(), dlq.clone());
+            if lake.load(&name).await?.is_none() {
+                println!("no dead letters: {name} does not exist yet");
+                return Ok(());
+            }
+            let ctx = query::session(&lake, &config).await?;
+            let sql = format!(
+                "SELECT ingested_at, kafka_topic AS topic, kafka_partition AS partition, \
+                 kafka_offset AS offset, source_file, source_line, target_table, error_kind, reason \
+                 FROM bronze.\"{dlq}\" ORDER BY ingested_at DESC, topic, partition, offset LIMIT {}",
+                a.limit
+            );
+            let batches = query::run(&ctx, &sql).await?;
+            let mut out = std::io::stdout().lock();
+            query::write(&mut out, &batches, a.format)?;
+            Ok(())
+        }
     }
 }
 

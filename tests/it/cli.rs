@@ -129,3 +129,43 @@ fn generate_ingest_tables_and_query_formats() {
         "real namespace names work too:\n{out}"
     );
 }
+
+#[test]
+fn dlq_list_shows_where_each_dead_letter_came_from_and_why() {
+    let ws = Workspace::new("");
+    let (code, out, _) = run(&ws, &["dlq", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no dead letters"), "{out}");
+
+    let file = ws.root().join("bad.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"topic":"db.public.users","partition":0,"offset":0,"timestamp":1,"key":"{\"id\":1}","value":"{\"op\":\"x\",\"after\":{\"id\":1},\"source\":{}}"}"#,
+            "\n",
+            "{not json at all\n",
+            r#"{"topic":"db.public.users","partition":0,"offset":2,"timestamp":1,"key":"{\"id\":1}","value":"{\"op\":\"c\",\"after\":{\"id\":1},\"source\":{}}"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&ws, &["ingest", "--from", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&ws, &["dlq", "list", "--format", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two dead letters: {out}");
+    assert!(
+        lines[0].contains("topic") && lines[0].contains("reason"),
+        "{out}"
+    );
+    assert!(
+        out.contains("db.public.users,0,0,") && out.contains("unknown_op"),
+        "{out}"
+    );
+    // Lines count from 0, as offsets do.
+    assert!(
+        out.contains("bad.jsonl,1,") && out.contains("unreadable"),
+        "{out}"
+    );
+}

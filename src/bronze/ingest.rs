@@ -110,14 +110,72 @@ pub(super) enum ToCommitter {
 
 /// What the committer did.
 pub(super) struct CommitterReport {
-    pub commits: u64,
-    pub files: u64,
-    pub committing: Duration,
+    commits: u64,
+    files: u64,
+    committing: Duration,
+}
+
+/// The committer task of a run.
+pub(super) type CommitterTask = tokio::task::JoinHandle<(CommitterReport, Result<(), BronzeError>)>;
+
+/// What a reader thread did.
+pub(super) struct Reading {
+    pub counts: Counts,
+    /// Time spent waiting for the committer.
+    pub waited: Duration,
+    pub first_record_after: Option<Duration>,
+}
+
+/// Starts the committer task: the reader's end of its channel, the committed next offsets it
+/// reports, and the task.
+pub(super) fn spawn_committer(
+    lake: &Lake,
+    config: &Config,
+    metrics: &Metrics,
+) -> (
+    tokio::sync::mpsc::Sender<ToCommitter>,
+    std::sync::mpsc::Receiver<BTreeMap<Partition, i64>>,
+    CommitterTask,
+) {
+    let committer = Committer::new(
+        lake.clone(),
+        &config.namespaces.bronze,
+        &config.bronze,
+        metrics.clone(),
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let task = tokio::spawn(run_committer(committer, rx, done_tx, metrics.clone()));
+    (tx, done_rx, task)
+}
+
+/// Waits for the reader, then for the committer, and reports the run.
+pub(super) async fn finish_run(
+    started: Instant,
+    reader: tokio::task::JoinHandle<Result<Reading, BronzeError>>,
+    committer: CommitterTask,
+) -> Result<IngestReport, BronzeError> {
+    let read = reader.await.map_err(|_| BronzeError::Stopped("reader"));
+    let (committed, commit_result) = committer
+        .await
+        .map_err(|_| BronzeError::Stopped("committer"))?;
+    // A commit failure explains a stopped reader: report it first.
+    commit_result?;
+    let reading = read??;
+    Ok(IngestReport {
+        counts: reading.counts,
+        commits: committed.commits,
+        files_written: committed.files,
+        elapsed: started.elapsed(),
+        reader_waited: reading.waited,
+        committing: committed.committing,
+        first_record_after: reading.first_record_after,
+    })
 }
 
 /// Commits flushes in order until the channel closes or a commit fails; reports the next
 /// offsets of every committed flush on `done`.
-pub(super) async fn run_committer(
+async fn run_committer(
     mut committer: Committer,
     mut rx: tokio::sync::mpsc::Receiver<ToCommitter>,
     done: std::sync::mpsc::Sender<BTreeMap<Partition, i64>>,
@@ -208,16 +266,8 @@ pub async fn ingest_files_with_metrics(
 ) -> Result<IngestReport, BronzeError> {
     let started = Instant::now();
     let mut batcher = batcher(lake, config).await?;
-    let committer = Committer::new(
-        lake.clone(),
-        &config.namespaces.bronze,
-        &config.bronze,
-        metrics.clone(),
-    );
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let (done_tx, _done_rx) = std::sync::mpsc::channel();
-    let committer = tokio::spawn(run_committer(committer, rx, done_tx, metrics.clone()));
-    let reader = tokio::task::spawn_blocking(move || -> Result<(Counts, Duration), BronzeError> {
+    let (tx, _done, committer) = spawn_committer(lake, config, &metrics);
+    let reader = tokio::task::spawn_blocking(move || -> Result<Reading, BronzeError> {
         let mut progress = Progress::new(metrics.clone());
         let mut waited = Duration::ZERO;
         let mut send = |f| {
@@ -246,22 +296,11 @@ pub async fn ingest_files_with_metrics(
             return Err(BronzeError::Stopped("committer"));
         }
         metrics.set_counts(&batcher.counts);
-        Ok((batcher.counts.clone(), waited))
+        Ok(Reading {
+            counts: batcher.counts.clone(),
+            waited,
+            first_record_after: None,
+        })
     });
-    let read = reader.await.map_err(|_| BronzeError::Stopped("reader"));
-    let (committed, commit_result) = committer
-        .await
-        .map_err(|_| BronzeError::Stopped("committer"))?;
-    // A commit failure explains a stopped reader: report it first.
-    commit_result?;
-    let (counts, reader_waited) = read??;
-    Ok(IngestReport {
-        counts,
-        commits: committed.commits,
-        files_written: committed.files,
-        elapsed: started.elapsed(),
-        reader_waited,
-        committing: committed.committing,
-        first_record_after: None,
-    })
+    finish_run(started, reader, committer).await
 }

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::BronzeError;
-use super::batch::{Batcher, Counts, Flush};
+use super::batch::{Batcher, Flush};
 use super::ingest::{
-    CommitterReport, IngestReport, Progress, ToCommitter, batcher, load_watermarks, run_committer,
+    IngestReport, Progress, Reading, ToCommitter, batcher, finish_run, load_watermarks,
+    spawn_committer,
 };
-use super::writer::Committer;
 use crate::config::{Config, KafkaConfig};
 use crate::lake::Lake;
 use crate::metrics::Metrics;
@@ -55,6 +55,8 @@ struct Pipeline {
     position: HashMap<Partition, i64>,
     /// The committer stopped (a commit failed): nothing more can be committed.
     committer_gone: bool,
+    /// When the first record arrived (after joining the group).
+    first_record_at: Option<Instant>,
     lake: Lake,
     namespace: String,
     runtime: tokio::runtime::Handle,
@@ -192,15 +194,7 @@ pub async fn ingest_kafka(
         })
     })?;
     let batcher = batcher(lake, config).await?;
-    let committer = Committer::new(
-        lake.clone(),
-        &config.namespaces.bronze,
-        &config.bronze,
-        metrics.clone(),
-    );
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let committer = tokio::spawn(run_committer(committer, rx, done_tx, metrics.clone()));
+    let (tx, done_rx, committer) = spawn_committer(lake, config, &metrics);
     let pipeline = Arc::new(Mutex::new(Pipeline {
         batcher,
         tx,
@@ -209,24 +203,15 @@ pub async fn ingest_kafka(
         group_offsets: BTreeMap::new(),
         position: HashMap::new(),
         committer_gone: false,
+        first_record_at: None,
         lake: lake.clone(),
         namespace: config.namespaces.bronze.clone(),
         runtime: tokio::runtime::Handle::current(),
     }));
     let hooks = Arc::new(Hooks(pipeline.clone()));
-    let first_record: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let first = first_record.clone();
     let reader = tokio::task::spawn_blocking(move || {
         let mut source = KafkaSource::subscribe(&kafka, hooks)?;
-        let r = read_loop(
-            &mut source,
-            &pipeline,
-            &kafka,
-            mode,
-            &stop,
-            &metrics,
-            &first,
-        );
+        let r = read_loop(&mut source, &pipeline, &kafka, mode, &stop, &metrics);
         // Leave the group: the revoke callback commits what is open.
         source.close();
         let mut p = pipeline.lock().expect("pipeline lock");
@@ -236,26 +221,13 @@ pub async fn ingest_kafka(
         drop(std::mem::replace(&mut p.tx, tx));
         let counts = p.batcher.counts.clone();
         metrics.set_counts(&counts);
-        r.and(settled).map(|()| counts)
+        r.and(settled).map(|()| Reading {
+            counts,
+            waited: Duration::ZERO,
+            first_record_after: p.first_record_at.map(|t| t - started),
+        })
     });
-    let read = reader.await.map_err(|_| BronzeError::Stopped("reader"));
-    let (committed, commit_result): (CommitterReport, _) = committer
-        .await
-        .map_err(|_| BronzeError::Stopped("committer"))?;
-    commit_result?;
-    let counts: Counts = read??;
-    Ok(IngestReport {
-        counts,
-        commits: committed.commits,
-        files_written: committed.files,
-        elapsed: started.elapsed(),
-        reader_waited: Duration::ZERO,
-        committing: committed.committing,
-        first_record_after: first_record
-            .lock()
-            .expect("first record")
-            .map(|t| t - started),
-    })
+    finish_run(started, reader, committer).await
 }
 
 fn read_loop(
@@ -265,7 +237,6 @@ fn read_loop(
     mode: RunMode,
     stop: &AtomicBool,
     metrics: &Metrics,
-    first_record: &Mutex<Option<Instant>>,
 ) -> Result<(), BronzeError> {
     let mut progress = Progress::new(metrics.clone());
     let mut last_lag = Instant::now();
@@ -341,12 +312,7 @@ fn read_loop(
         match source.poll(timeout) {
             Some(Ok(record)) => {
                 let mut p = pipeline.lock().expect("pipeline lock");
-                if p.batcher.counts.read == 0 {
-                    first_record
-                        .lock()
-                        .expect("first record")
-                        .get_or_insert_with(Instant::now);
-                }
+                p.first_record_at.get_or_insert_with(Instant::now);
                 let (part, next) = (record.partition_id(), record.offset + 1);
                 p.batcher.push(SourceItem::Record(record));
                 let e = p.position.entry(part).or_insert(next);

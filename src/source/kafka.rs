@@ -11,6 +11,7 @@
 //! ListOffsets, which some Kafka-protocol brokers answer wrongly for `latest`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,8 @@ pub struct Ctx {
     hooks: Arc<dyn Assignments>,
     reset: String,
     shared: Mutex<Shared>,
+    /// Whether `Shared::outage` is set: lets the per-message path skip the lock.
+    in_outage: AtomicBool,
 }
 
 impl ClientContext for Ctx {
@@ -85,6 +88,7 @@ impl ClientContext for Ctx {
         let mut s = self.shared.lock().expect("kafka context lock");
         let now = Instant::now();
         let text = format!("{error}: {reason}");
+        self.in_outage.store(true, Ordering::Relaxed);
         match &mut s.outage {
             Some((_, last)) => *last = text,
             None => s.outage = Some((now, text)),
@@ -264,6 +268,7 @@ impl KafkaSource {
             hooks,
             reset: config.auto_offset_reset.clone(),
             shared: Mutex::default(),
+            in_outage: AtomicBool::new(false),
         };
         let consumer: BaseConsumer<Ctx> =
             cc.create_with_context(ctx)
@@ -307,7 +312,10 @@ impl KafkaSource {
         };
         let record = record_of(&m, topic);
         drop(m);
-        self.ctx().shared.lock().expect("kafka context lock").outage = None;
+        // A record arrived: the brokers are back.
+        if self.ctx().in_outage.swap(false, Ordering::Relaxed) {
+            self.ctx().shared.lock().expect("kafka context lock").outage = None;
+        }
         Some(Ok(record))
     }
 
@@ -349,6 +357,7 @@ impl KafkaSource {
             .fetch_metadata(None, Duration::from_secs(2))
             .is_ok()
         {
+            self.ctx().in_outage.store(false, Ordering::Relaxed);
             self.ctx().shared.lock().expect("kafka context lock").outage = None;
             return None;
         }

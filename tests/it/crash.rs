@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use crate::support::Workspace;
+use crate::support::{Workspace, seeded_rand};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_ingest_never_loses_or_duplicates() {
@@ -50,14 +50,7 @@ async fn sigkill_during_ingest_never_loses_or_duplicates() {
     out.flush().unwrap();
     drop(out);
 
-    // Seeded, so a failure can be replayed.
-    let mut seed = 0x5eed_u64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rand = seeded_rand(0x5eed);
     let mut kills = 0;
     let mut finished_early = 0;
     let started = Instant::now();

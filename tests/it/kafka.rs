@@ -15,7 +15,7 @@ use medallion::source::generate::{GenerateOptions, Generator};
 use medallion::source::produce::{KafkaSink, ensure_topics};
 
 use crate::broker::Broker;
-use crate::support::{Workspace, fixture_event_files};
+use crate::support::{Workspace, fixture_event_files, seeded_rand};
 
 /// Rows in every bronze table (DLQ included) and distinct Kafka coordinates among them.
 async fn landed(ws: &Workspace) -> (i64, i64) {
@@ -79,6 +79,20 @@ fn spawn_ingest(ws: &Workspace, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Runs `ingest --until-caught-up` to the end; fails with `what` and its stderr unless it exits 0.
+fn ingest_until_caught_up(ws: &Workspace, what: &str) {
+    let out = ws
+        .medallion()
+        .args(["ingest", "--until-caught-up"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn sigterm(child: &Child) {
@@ -193,16 +207,7 @@ async fn fixtures_through_kafka_land_exactly_once() {
             .unwrap_or_else(|| panic!("{scenario}: no count in {stderr}"));
         assert!(produced > 0);
 
-        let out = ws
-            .medallion()
-            .args(["ingest", "--until-caught-up"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{scenario}: ingest failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ingest_until_caught_up(&ws, &format!("{scenario}: ingest failed"));
         let (rows, distinct) = landed(&ws).await;
         assert_eq!(
             distinct, produced,
@@ -225,12 +230,7 @@ async fn fixtures_through_kafka_land_exactly_once() {
         assert_eq!(via_kafka, kinds(&file_ws).await, "{scenario}");
 
         // A second run finds nothing new.
-        let out = ws
-            .medallion()
-            .args(["ingest", "--until-caught-up"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        ingest_until_caught_up(&ws, &format!("{scenario}: second ingest failed"));
         assert_eq!(landed(&ws).await, (produced, produced), "{scenario}");
     }
 }
@@ -313,13 +313,7 @@ async fn sigkill_loop_with_a_live_producer_lands_everything_once() {
         "[bronze]\nmax_rows = 2000\nmax_interval = \"1s\"\n",
     );
     let producer = Producer::start(&broker, 3, 3000).await;
-    let mut seed = 0x6b61_666b_u64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rand = seeded_rand(0x6b61_666b);
     let mut kills = 0;
     while kills < 20 {
         let mut child = ws
@@ -338,16 +332,7 @@ async fn sigkill_loop_with_a_live_producer_lands_everything_once() {
         kills += 1;
     }
     let produced = producer.stop() as i64;
-    let out = ws
-        .medallion()
-        .args(["ingest", "--until-caught-up"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "final ingest: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_until_caught_up(&ws, "final ingest");
     let (rows, distinct) = landed(&ws).await;
     eprintln!("{kills} kills; produced {produced}, landed {rows}");
     assert_eq!(distinct, produced, "every produced record landed");

@@ -51,6 +51,16 @@ pub fn fixture_event_files() -> Vec<(String, PathBuf)> {
     out
 }
 
+/// A seeded xorshift: `rand(n)` is in `0..n`. Seeded, so a failure can be replayed.
+pub fn seeded_rand(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
+
 pub struct Workspace {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,

@@ -100,23 +100,19 @@ impl Pipeline {
     }
 
     /// Sends everything open and waits until it is committed: after this, bronze holds every
-    /// record read so far and the group offsets say so.
+    /// record read so far, and `group_offsets` holds what the Kafka group should be told.
     fn settle(&mut self) -> Result<(), BronzeError> {
         if self.committer_gone {
             return Err(BronzeError::Stopped("committer"));
         }
-        if let Some(f) = self.batcher.take()? {
-            if let Some(p) = self.pending.take()
-                && self.tx.blocking_send(ToCommitter::Flush(p)).is_err()
-            {
+        // The waiting batch first: it is older than the open one.
+        for f in [self.pending.take(), self.batcher.take()?]
+            .into_iter()
+            .flatten()
+        {
+            if self.tx.blocking_send(ToCommitter::Flush(f)).is_err() {
                 self.committer_gone = true;
             }
-            self.pending = Some(f);
-        }
-        if let Some(p) = self.pending.take()
-            && self.tx.blocking_send(ToCommitter::Flush(p)).is_err()
-        {
-            self.committer_gone = true;
         }
         let (ack, acked) = std::sync::mpsc::sync_channel(1);
         if self.tx.blocking_send(ToCommitter::Barrier(ack)).is_err() || acked.recv().is_err() {
@@ -158,7 +154,7 @@ impl Assignments for Hooks {
         Ok(starts)
     }
 
-    fn revoking(&self, partitions: &[Partition]) {
+    fn revoking(&self, partitions: &[Partition]) -> BTreeMap<Partition, i64> {
         let mut p = self.0.lock().expect("pipeline lock");
         let t = Instant::now();
         match p.settle() {
@@ -175,6 +171,7 @@ impl Assignments for Hooks {
         for x in partitions {
             p.position.remove(x);
         }
+        std::mem::take(&mut p.group_offsets)
     }
 }
 
@@ -266,7 +263,7 @@ fn read_loop(
             p.drain_done();
             if !p.group_offsets.is_empty() {
                 let offsets = std::mem::take(&mut p.group_offsets);
-                source.commit_group_offsets(&offsets, false);
+                source.commit_group_offsets(&offsets);
             }
             progress.tick(&p.batcher.counts);
             (waiting, p.batcher.due_in())

@@ -31,7 +31,9 @@ pub trait Assignments: Send + Sync {
     /// Where each newly assigned partition starts (`None`: never seen, use the reset policy).
     fn assigned(&self, partitions: &[Partition]) -> Result<Vec<Option<i64>>, String>;
     /// The partitions are about to be taken away: commit or abandon what is held of them.
-    fn revoking(&self, partitions: &[Partition]);
+    /// Returns the committed next offsets still to be committed to the Kafka group, which the
+    /// consumer commits before it lets the partitions go.
+    fn revoking(&self, partitions: &[Partition]) -> BTreeMap<Partition, i64>;
 }
 
 /// Per-partition numbers from the latest librdkafka statistics.
@@ -176,7 +178,8 @@ impl ConsumerContext for Ctx {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!(partitions = parts.len(), "partitions revoked");
-                self.hooks.revoking(&parts);
+                let offsets = self.hooks.revoking(&parts);
+                commit_group(consumer, &offsets, CommitMode::Sync);
                 let r = if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -385,19 +388,8 @@ impl KafkaSource {
     }
 
     /// Commits next offsets to the Kafka group (for lag tools; bronze holds the truth).
-    pub fn commit_group_offsets(&self, next: &BTreeMap<Partition, i64>, sync: bool) {
-        if next.is_empty() {
-            return;
-        }
-        let tpl = tpl_of(next.iter().map(|(p, n)| (p, Some(*n))));
-        let mode = if sync {
-            CommitMode::Sync
-        } else {
-            CommitMode::Async
-        };
-        if let Err(e) = self.consumer.commit(&tpl, mode) {
-            tracing::debug!(error = %e, "kafka group offset commit failed");
-        }
+    pub fn commit_group_offsets(&self, next: &BTreeMap<Partition, i64>) {
+        commit_group(&self.consumer, next, CommitMode::Async);
     }
 
     /// Leaves the group (partitions are revoked through the callback first).
@@ -411,6 +403,16 @@ impl KafkaSource {
                 break;
             }
         }
+    }
+}
+
+fn commit_group(consumer: &BaseConsumer<Ctx>, next: &BTreeMap<Partition, i64>, mode: CommitMode) {
+    if next.is_empty() {
+        return;
+    }
+    let tpl = tpl_of(next.iter().map(|(p, n)| (p, Some(*n))));
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        tracing::debug!(error = %e, "kafka group offset commit failed");
     }
 }
 

@@ -301,6 +301,39 @@ async fn sigterm_during_follow_commits_the_open_batch_and_exits_fast() {
     assert!(st.success(), "exit 0 after SIGTERM, got {st}");
     eprintln!("exited {:?} after SIGTERM", t.elapsed());
     assert_eq!(landed(&ws).await, (5000, 5000));
+    // The group's offsets were committed too (for lag tools), before it left.
+    assert_eq!(group_committed(&broker, "sigterm"), 5000);
+}
+
+/// The sum of the offsets a consumer group has committed on the demo topics.
+fn group_committed(broker: &Broker, group: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in ["users", "products", "orders"] {
+        for p in 0..2 {
+            tpl.add_partition(&format!("demo.public.{t}"), p);
+        }
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(n) => n,
+            other => panic!(
+                "{}[{}] has no committed offset: {other:?}",
+                e.topic(),
+                e.partition()
+            ),
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

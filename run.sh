@@ -109,8 +109,9 @@ cmd_bench() {
   say "file -> bronze benchmark, $n records of ~1 KB (release build)"
   cargo_ bench --bench bronze_ingest -- "$n" 1024
   say "kafka -> bronze benchmark, $n records of ~1 KB (release build, local tansu broker)"
-  cargo_ build --release --bin medallion
-  benches/kafka_ingest.sh "$CARGO_TARGET_DIR/release/medallion" "$(tansu_bin)" "$n"
+  cargo_ build --release --bin medallion --example kafka_consume_rate
+  benches/kafka_ingest.sh "$CARGO_TARGET_DIR/release/medallion" "$(tansu_bin)" "$n" \
+    "$CARGO_TARGET_DIR/release/examples/kafka_consume_rate"
 }
 
 cmd_clean() {

@@ -344,8 +344,12 @@ fn print_report(r: &IngestReport) {
         r.commits,
         r.files_written
     );
+    let source_wait = r
+        .source_waited
+        .map(|w| format!(", {:.2}s waiting for the broker", w.as_secs_f64()))
+        .unwrap_or_default();
     println!(
-        "  time: {:.2}s writing and committing, {:.2}s of reading held back by commits",
+        "  time: {:.2}s writing and committing, {:.2}s of reading held back by commits{source_wait}",
         r.committing.as_secs_f64(),
         r.reader_waited.as_secs_f64()
     );

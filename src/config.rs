@@ -223,8 +223,9 @@ pub struct KafkaConfig {
     /// Where a partition never seen in bronze starts.
     #[serde(default = "default_reset")]
     pub auto_offset_reset: String,
-    /// librdkafka client settings passed through as they are (SASL/SSL included).
-    #[serde(default)]
+    /// librdkafka client settings passed through as they are (SASL/SSL included). Numbers and
+    /// booleans are accepted and passed as their text (`"fetch.wait.max.ms" = 50`).
+    #[serde(default, deserialize_with = "client_properties")]
     pub properties: BTreeMap<String, String>,
     /// Client settings whose values are secret (e.g. `sasl.password`); set them from the
     /// environment: `MEDALLION__SOURCE__KAFKA__SECRET_PROPERTIES__SASL.PASSWORD`.
@@ -588,6 +589,35 @@ pub fn check_identifier(key: &str, name: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// A map of client settings whose values may be strings, numbers or booleans (as written in
+/// TOML, or as an environment override parses them), kept as text.
+fn client_properties<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        String(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let map = BTreeMap::<String, Text>::deserialize(d)?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Text::String(s) => s,
+                Text::Int(n) => n.to_string(),
+                Text::Float(x) => x.to_string(),
+                Text::Bool(b) => b.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
 fn apply_env_override(doc: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
     let path = &var[ENV_PREFIX.len()..];
     let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
@@ -724,6 +754,25 @@ topics = ["t"]
         assert_eq!(k.secret_properties["sasl.password"].expose(), "hunter2");
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!c.to_redacted_toml().contains("hunter2"));
+    }
+
+    #[test]
+    fn client_properties_take_numbers_and_booleans_from_toml_and_the_environment() {
+        let text = format!(
+            "{KAFKA}properties = {{ \"fetch.wait.max.ms\" = 50, \"check.crcs\" = true }}\n"
+        );
+        let mut doc: toml::Table = toml::from_str(&text).unwrap();
+        apply_env_override(
+            &mut doc,
+            "MEDALLION__SOURCE__KAFKA__PROPERTIES__MAX.PARTITION.FETCH.BYTES",
+            "8388608",
+        )
+        .unwrap();
+        let c: Config = doc.try_into().unwrap();
+        let p = &c.source.kafka.unwrap().properties;
+        assert_eq!(p["fetch.wait.max.ms"], "50");
+        assert_eq!(p["check.crcs"], "true");
+        assert_eq!(p["max.partition.fetch.bytes"], "8388608");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use clap::Parser;
 use medallion::cli::{self, Cli};
 
 fn main() {
+    tune_allocator();
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -40,3 +41,24 @@ fn init_logging(filter: &str, json: bool) {
         builder.compact().init();
     }
 }
+
+/// Large buffers (a batch's columns, Parquet pages) come and go on different threads; glibc
+/// serves allocations below its dynamic mmap threshold (up to 32 MiB) from heaps that it rarely
+/// gives back, so the resident set drifts far above what is live (~350 MB instead of ~260 MB
+/// for 1 KB events with 64 MiB batches, measured). A fixed threshold of 4 MiB maps every
+/// large buffer on its own and returns it to the kernel on free. `MALLOC_MMAP_THRESHOLD_` in
+/// the environment still wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only changes allocator parameters; it is called before any other
+        // thread exists, with a valid parameter and value.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}

@@ -21,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 use super::BronzeError;
 use super::offsets::Watermarks;
 use super::route::Router;
-use super::rows::{DataRows, DlqRows};
+use super::rows::{DataRows, DlqRows, SizeHint};
 use crate::source::debezium::{self, DecodeError, ErrorKind};
 use crate::source::{Partition, SourceItem, SourceRecord};
 
@@ -102,6 +102,8 @@ pub struct Batcher {
     /// Watermarks per table (the DLQ included): as committed, plus what this process accepted.
     watermarks: HashMap<Arc<str>, Watermarks>,
     open: BTreeMap<Arc<str>, (DataRows, Coverage)>,
+    /// Size of each table's previous batch, to size its next one (capped by the limits).
+    sizes: HashMap<Arc<str>, SizeHint>,
     dlq: DlqRows,
     dlq_coverage: Coverage,
     rows: usize,
@@ -127,6 +129,7 @@ impl Batcher {
             data_schema,
             watermarks: committed,
             open: BTreeMap::new(),
+            sizes: HashMap::new(),
             dlq_coverage: Coverage::default(),
             rows: 0,
             bytes: 0,
@@ -241,11 +244,16 @@ impl Batcher {
                     self.counts.skipped += 1;
                     return;
                 }
-                let schema = self.data_schema.clone();
-                let (rows, cov) = self
-                    .open
-                    .entry(route.table.clone())
-                    .or_insert_with(|| (DataRows::new(schema), Coverage::default()));
+                let (rows, cov) = match self.open.get_mut(&route.table) {
+                    Some(open) => open,
+                    None => {
+                        let hint = self.size_hint(&route.table);
+                        let rows = DataRows::new(self.data_schema.clone(), hint);
+                        self.open
+                            .entry(route.table.clone())
+                            .or_insert((rows, Coverage::default()))
+                    }
+                };
                 rows.append(&r, &d);
                 cov.note(&p, r.offset, true);
                 self.counts.landed += 1;
@@ -269,6 +277,18 @@ impl Batcher {
         }
         self.rows += 1;
         self.bytes += size;
+    }
+
+    /// The size of the table's previous batch, at most the batch limits (and a tenth more, so
+    /// that a batch of the same size does not grow its buffers at the end).
+    fn size_hint(&self, table: &str) -> SizeHint {
+        let h = self.sizes.get(table).copied().unwrap_or_default();
+        let cap = |n: usize, max: usize| (n + n / 10).min(max);
+        SizeHint {
+            rows: cap(h.rows, self.limits.max_rows),
+            key_bytes: cap(h.key_bytes, self.limits.max_bytes),
+            value_bytes: cap(h.value_bytes, self.limits.max_bytes),
+        }
     }
 
     /// Whether the open batch reached a limit. The clock is read every 256 records only: call
@@ -311,6 +331,7 @@ impl Batcher {
             });
         }
         for (table, (mut rows, coverage)) in std::mem::take(&mut self.open) {
+            self.sizes.insert(table.clone(), rows.size());
             parts.push(Part {
                 batch: rows.finish(now).map_err(BronzeError::arrow(&table))?,
                 table,

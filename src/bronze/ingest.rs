@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
 use super::batch::{Batcher, Counts, Flush, Limits};
 use super::offsets::{OFFSETS_PROPERTY, Watermarks};
 use super::route::Router;
@@ -31,6 +33,8 @@ pub struct IngestReport {
     pub elapsed: Duration,
     /// Time the reader spent waiting for the committer (backpressure).
     pub reader_waited: Duration,
+    /// Time the reader spent waiting for records from the source (Kafka: empty polls).
+    pub source_waited: Option<Duration>,
     /// Time spent writing files and committing.
     pub committing: Duration,
     /// When the first record arrived (Kafka: after joining the group and being assigned).
@@ -102,10 +106,81 @@ pub async fn batcher(lake: &Lake, config: &Config) -> Result<Batcher, BronzeErro
 }
 
 /// What a reader sends the committer.
-pub(super) enum ToCommitter {
-    Flush(Flush),
+enum ToCommitter {
+    /// A batch, with the one permit to have a batch at the committer (released once committed).
+    Flush(Flush, OwnedSemaphorePermit),
     /// Answered once everything sent before it is committed (or the committer stopped).
     Barrier(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The reader's end of the committer. At most one batch is at the committer at a time (being
+/// committed, or queued for it), so a run holds at most two batches in memory: that one and
+/// the one being read. A reader that is faster than the committer waits (file source) or
+/// pauses its partitions (Kafka) with a full batch open.
+pub(super) struct CommitterTx {
+    tx: Option<mpsc::Sender<ToCommitter>>,
+    slot: Arc<Semaphore>,
+}
+
+/// What became of a batch offered to the committer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Handoff {
+    Sent,
+    /// Nothing was open.
+    Nothing,
+    /// The committer has a batch already: the open batch stays open; try again later.
+    Busy,
+    /// The committer stopped (a commit failed, or it was closed).
+    Gone,
+}
+
+impl CommitterTx {
+    /// Hands over the batch `take` produces if the committer is free; `take` is not called
+    /// otherwise.
+    pub(super) fn try_flush(
+        &self,
+        take: impl FnOnce() -> Result<Option<Flush>, BronzeError>,
+    ) -> Result<Handoff, BronzeError> {
+        let Some(tx) = &self.tx else {
+            return Ok(Handoff::Gone);
+        };
+        let Ok(permit) = self.slot.clone().try_acquire_owned() else {
+            return Ok(Handoff::Busy);
+        };
+        let Some(flush) = take()? else {
+            return Ok(Handoff::Nothing);
+        };
+        // With the permit the channel has room but for a barrier, which is answered promptly.
+        Ok(match tx.blocking_send(ToCommitter::Flush(flush, permit)) {
+            Ok(()) => Handoff::Sent,
+            Err(_) => Handoff::Gone,
+        })
+    }
+
+    /// Hands over a batch, waiting until the committer is free. `false`: the committer is gone.
+    pub(super) fn flush_blocking(&self, flush: Flush) -> bool {
+        let Some(tx) = &self.tx else {
+            return false;
+        };
+        let Ok(permit) = futures::executor::block_on(self.slot.clone().acquire_owned()) else {
+            return false;
+        };
+        tx.blocking_send(ToCommitter::Flush(flush, permit)).is_ok()
+    }
+
+    /// Waits until everything handed over before is committed. `false`: the committer is gone.
+    pub(super) fn barrier_blocking(&self) -> bool {
+        let Some(tx) = &self.tx else {
+            return false;
+        };
+        let (ack, acked) = std::sync::mpsc::sync_channel(1);
+        tx.blocking_send(ToCommitter::Barrier(ack)).is_ok() && acked.recv().is_ok()
+    }
+
+    /// No more batches: the committer finishes once it has committed what it holds.
+    pub(super) fn close(&mut self) {
+        self.tx = None;
+    }
 }
 
 /// What the committer did.
@@ -123,17 +198,19 @@ pub(super) struct Reading {
     pub counts: Counts,
     /// Time spent waiting for the committer.
     pub waited: Duration,
+    /// Time spent waiting for the source (Kafka only).
+    pub source_waited: Option<Duration>,
     pub first_record_after: Option<Duration>,
 }
 
-/// Starts the committer task: the reader's end of its channel, the committed next offsets it
-/// reports, and the task.
+/// Starts the committer task: the reader's end of it, the committed next offsets it reports,
+/// and the task.
 pub(super) fn spawn_committer(
     lake: &Lake,
     config: &Config,
     metrics: &Metrics,
 ) -> (
-    tokio::sync::mpsc::Sender<ToCommitter>,
+    CommitterTx,
     std::sync::mpsc::Receiver<BTreeMap<Partition, i64>>,
     CommitterTask,
 ) {
@@ -143,9 +220,13 @@ pub(super) fn spawn_committer(
         &config.bronze,
         metrics.clone(),
     );
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (tx, rx) = mpsc::channel(1);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let task = tokio::spawn(run_committer(committer, rx, done_tx, metrics.clone()));
+    let tx = CommitterTx {
+        tx: Some(tx),
+        slot: Arc::new(Semaphore::new(1)),
+    };
     (tx, done_rx, task)
 }
 
@@ -168,6 +249,7 @@ pub(super) async fn finish_run(
         files_written: committed.files,
         elapsed: started.elapsed(),
         reader_waited: reading.waited,
+        source_waited: reading.source_waited,
         committing: committed.committing,
         first_record_after: reading.first_record_after,
     })
@@ -177,7 +259,7 @@ pub(super) async fn finish_run(
 /// offsets of every committed flush on `done`.
 async fn run_committer(
     mut committer: Committer,
-    mut rx: tokio::sync::mpsc::Receiver<ToCommitter>,
+    mut rx: mpsc::Receiver<ToCommitter>,
     done: std::sync::mpsc::Sender<BTreeMap<Partition, i64>>,
     metrics: Metrics,
 ) -> (CommitterReport, Result<(), BronzeError>) {
@@ -185,7 +267,7 @@ async fn run_committer(
     let mut result = Ok(());
     while let Some(msg) = rx.recv().await {
         match msg {
-            ToCommitter::Flush(flush) => {
+            ToCommitter::Flush(flush, permit) => {
                 let rows: usize = flush.parts.iter().map(|p| p.batch.num_rows()).sum();
                 metrics.batch(rows as u64, flush.bytes as u64);
                 let next = flush.next.clone();
@@ -198,6 +280,7 @@ async fn run_committer(
                 }
                 tracing::info!(rows, ms = t.elapsed().as_millis() as u64, "committed batch");
                 let _ = done.send(next);
+                drop(permit);
             }
             ToCommitter::Barrier(ack) => {
                 let _ = ack.send(());
@@ -272,9 +355,9 @@ pub async fn ingest_files_with_metrics(
         let mut waited = Duration::ZERO;
         let mut send = |f| {
             let t = Instant::now();
-            let r = tx.blocking_send(ToCommitter::Flush(f));
+            let sent = tx.flush_blocking(f);
             waited += t.elapsed();
-            r.is_err()
+            !sent
         };
         for path in &files {
             let mut r = DumpReader::open(path)?;
@@ -299,6 +382,7 @@ pub async fn ingest_files_with_metrics(
         Ok(Reading {
             counts: batcher.counts.clone(),
             waited,
+            source_waited: None,
             first_record_after: None,
         })
     });

@@ -18,12 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::error::TrySendError;
-
 use super::BronzeError;
-use super::batch::{Batcher, Flush};
+use super::batch::Batcher;
 use super::ingest::{
-    IngestReport, Progress, Reading, ToCommitter, batcher, finish_run, load_watermarks,
+    CommitterTx, Handoff, IngestReport, Progress, Reading, batcher, finish_run, load_watermarks,
     spawn_committer,
 };
 use crate::config::{Config, KafkaConfig};
@@ -44,9 +42,7 @@ pub enum RunMode {
 /// What the reader loop and the rebalance callbacks share.
 struct Pipeline {
     batcher: Batcher,
-    tx: tokio::sync::mpsc::Sender<ToCommitter>,
-    /// A batch taken but not yet accepted by the committer (the channel is full).
-    pending: Option<Flush>,
+    tx: CommitterTx,
     /// Next offsets of committed batches, from the committer.
     done: std::sync::mpsc::Receiver<BTreeMap<Partition, i64>>,
     /// Committed next offsets not yet committed to the Kafka group.
@@ -72,29 +68,21 @@ impl Pipeline {
         }
     }
 
-    /// Takes the open batch if it is due and nothing is waiting already.
-    fn take_if_due(&mut self, force: bool) -> Result<(), BronzeError> {
-        if self.pending.is_none() && (force || self.batcher.is_due()) {
-            self.pending = self.batcher.take()?;
+    /// Hands the open batch to the committer if it is due (or `force`) and the committer is
+    /// free. Returns whether a due batch waits for the committer.
+    fn offer(&mut self, force: bool) -> Result<bool, BronzeError> {
+        let due =
+            force || self.batcher.is_due() || self.batcher.due_in().is_some_and(|d| d.is_zero());
+        if !due {
+            return Ok(false);
         }
-        Ok(())
-    }
-
-    /// Offers the waiting batch to the committer without blocking. Returns whether a batch is
-    /// still waiting.
-    fn offer(&mut self) -> bool {
-        let Some(f) = self.pending.take() else {
-            return false;
-        };
-        match self.tx.try_send(ToCommitter::Flush(f)) {
-            Ok(()) => false,
-            Err(TrySendError::Full(ToCommitter::Flush(f))) => {
-                self.pending = Some(f);
-                true
-            }
-            Err(_) => {
+        let batcher = &mut self.batcher;
+        match self.tx.try_flush(|| batcher.take())? {
+            Handoff::Sent | Handoff::Nothing => Ok(false),
+            Handoff::Busy => Ok(true),
+            Handoff::Gone => {
                 self.committer_gone = true;
-                false
+                Ok(false)
             }
         }
     }
@@ -105,17 +93,12 @@ impl Pipeline {
         if self.committer_gone {
             return Err(BronzeError::Stopped("committer"));
         }
-        // The waiting batch first: it is older than the open one.
-        for f in [self.pending.take(), self.batcher.take()?]
-            .into_iter()
-            .flatten()
+        if let Some(f) = self.batcher.take()?
+            && !self.tx.flush_blocking(f)
         {
-            if self.tx.blocking_send(ToCommitter::Flush(f)).is_err() {
-                self.committer_gone = true;
-            }
+            self.committer_gone = true;
         }
-        let (ack, acked) = std::sync::mpsc::sync_channel(1);
-        if self.tx.blocking_send(ToCommitter::Barrier(ack)).is_err() || acked.recv().is_err() {
+        if !self.tx.barrier_blocking() {
             self.committer_gone = true;
         }
         self.drain_done();
@@ -195,7 +178,6 @@ pub async fn ingest_kafka(
     let pipeline = Arc::new(Mutex::new(Pipeline {
         batcher,
         tx,
-        pending: None,
         done: done_rx,
         group_offsets: BTreeMap::new(),
         position: HashMap::new(),
@@ -208,38 +190,60 @@ pub async fn ingest_kafka(
     let hooks = Arc::new(Hooks(pipeline.clone()));
     let reader = tokio::task::spawn_blocking(move || {
         let mut source = KafkaSource::subscribe(&kafka, hooks)?;
-        let r = read_loop(&mut source, &pipeline, &kafka, mode, &stop, &metrics);
+        let mut times = LoopTimes::default();
+        let r = read_loop(
+            &mut source,
+            &pipeline,
+            &kafka,
+            (mode, &stop),
+            &metrics,
+            &mut times,
+        );
         // Leave the group: the revoke callback commits what is open.
         source.close();
         let mut p = pipeline.lock().expect("pipeline lock");
         let settled = p.settle();
         // Closing the channel lets the committer finish.
-        let (tx, _) = tokio::sync::mpsc::channel(1);
-        drop(std::mem::replace(&mut p.tx, tx));
+        p.tx.close();
         let counts = p.batcher.counts.clone();
         metrics.set_counts(&counts);
         r.and(settled).map(|()| Reading {
             counts,
-            waited: Duration::ZERO,
+            waited: times.paused,
+            source_waited: Some(times.idle),
             first_record_after: p.first_record_at.map(|t| t - started),
         })
     });
     finish_run(started, reader, committer).await
 }
 
+/// Records polled and pushed in a row before the loop looks after batches, backpressure, lag
+/// and stop conditions again.
+const BURST: usize = 512;
+
+/// Where the reader's time went.
+#[derive(Default)]
+struct LoopTimes {
+    /// Partitions paused because the committer was behind.
+    paused: Duration,
+    /// Polls that returned nothing (waiting for the broker).
+    idle: Duration,
+}
+
 fn read_loop(
     source: &mut KafkaSource,
     pipeline: &Mutex<Pipeline>,
     kafka: &KafkaConfig,
-    mode: RunMode,
-    stop: &AtomicBool,
+    (mode, stop): (RunMode, &AtomicBool),
     metrics: &Metrics,
+    times: &mut LoopTimes,
 ) -> Result<(), BronzeError> {
     let mut progress = Progress::new(metrics.clone());
     let mut last_lag = Instant::now();
     let mut last_check = Instant::now();
     let mut last_outage_check = Instant::now();
-    let mut paused: Option<(u64, BTreeSet<Partition>)> = None;
+    // Paused partitions, the assignment generation they were paused in, and since when.
+    let mut paused: Option<(u64, BTreeSet<Partition>, Instant)> = None;
     let mut targets: HashMap<Partition, i64> = HashMap::new();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -255,8 +259,7 @@ fn read_loop(
         // Hand the waiting batch over; pause while the committer is behind.
         let (waiting, due_in) = {
             let mut p = pipeline.lock().expect("pipeline lock");
-            p.take_if_due(false)?;
-            let waiting = p.offer();
+            let waiting = p.offer(false)?;
             if p.committer_gone {
                 return Err(BronzeError::Stopped("committer"));
             }
@@ -290,39 +293,65 @@ fn read_loop(
         }
         match (&paused, waiting) {
             (None, true) => {
+                tracing::debug!(partitions = assignment.len(), "committer behind: pausing");
                 source.set_paused(&assignment, true);
-                paused = Some((generation, assignment.clone()));
+                paused = Some((generation, assignment.clone(), Instant::now()));
             }
-            (Some((g, _)), true) if *g != generation => {
+            (Some((g, _, since)), true) if *g != generation => {
                 source.set_paused(&assignment, true);
-                paused = Some((generation, assignment.clone()));
+                paused = Some((generation, assignment.clone(), *since));
             }
-            (Some((_, parts)), false) => {
+            (Some((_, parts, since)), false) => {
+                tracing::debug!(ms = since.elapsed().as_millis() as u64, "resuming");
+                times.paused += since.elapsed();
                 source.set_paused(parts, false);
                 paused = None;
             }
             _ => {}
         }
-        let timeout = due_in
-            .unwrap_or(Duration::from_millis(100))
-            .min(Duration::from_millis(100));
-        match source.poll(timeout) {
-            Some(Ok(record)) => {
-                let mut p = pipeline.lock().expect("pipeline lock");
-                p.first_record_at.get_or_insert_with(Instant::now);
-                let (part, next) = (record.partition_id(), record.offset + 1);
-                p.batcher.push(SourceItem::Record(record));
-                let e = p.position.entry(part).or_insert(next);
-                *e = (*e).max(next);
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "kafka consumer error");
-            }
-            None => {
-                let mut p = pipeline.lock().expect("pipeline lock");
-                if p.batcher.due_in().is_some_and(|d| d.is_zero()) {
-                    p.take_if_due(true)?;
+        // Wake up for the batch interval; while a due batch waits for the committer, check
+        // back soon (the partitions are paused, polling serves callbacks only).
+        let timeout = if waiting {
+            Duration::from_millis(5)
+        } else {
+            due_in
+                .unwrap_or(Duration::from_millis(100))
+                .min(Duration::from_millis(100))
+        };
+        // The hot path: a burst of records, one poll and one push each, without the
+        // housekeeping above. Rebalance callbacks run inside `poll` and take the pipeline lock,
+        // so it is never held across a poll.
+        let polled = Instant::now();
+        for n in 0..BURST {
+            match source.poll(if n == 0 { timeout } else { Duration::ZERO }) {
+                Some(Ok(record)) => {
+                    let mut p = pipeline.lock().expect("pipeline lock");
+                    if n == 0 {
+                        p.first_record_at.get_or_insert(polled);
+                    }
+                    let (part, next) = (record.partition_id(), record.offset + 1);
+                    p.batcher.push(SourceItem::Record(record));
+                    match p.position.get_mut(&part) {
+                        Some(e) => *e = (*e).max(next),
+                        None => {
+                            p.position.insert(part, next);
+                        }
+                    }
+                    if p.batcher.is_due() {
+                        break;
+                    }
                 }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka consumer error");
+                    break;
+                }
+                None if n == 0 => {
+                    if !waiting {
+                        times.idle += polled.elapsed();
+                    }
+                    break;
+                }
+                None => break,
             }
         }
         if last_outage_check.elapsed() >= Duration::from_secs(5) {
@@ -356,13 +385,18 @@ fn read_loop(
     }
 }
 
-/// Whether every assigned partition reached the high watermark first seen for it.
+/// Whether every assigned partition reached the high watermark first seen for it. With no
+/// partitions, only once the group is steady (this member has nothing to do), not in the
+/// middle of a rebalance.
 fn caught_up(
     source: &KafkaSource,
     pipeline: &Mutex<Pipeline>,
     assignment: &BTreeSet<Partition>,
     targets: &mut HashMap<Partition, i64>,
 ) -> bool {
+    if assignment.is_empty() {
+        return source.settled();
+    }
     let p = pipeline.lock().expect("pipeline lock");
     let mut all = true;
     for x in assignment {

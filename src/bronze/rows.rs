@@ -117,13 +117,22 @@ pub struct DataRows {
     pub rows: usize,
 }
 
+/// How big a table's batch was, to size the next one: building a large batch in buffers that
+/// grow by doubling copies it several times and leaves the allocator fragmented.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SizeHint {
+    pub rows: usize,
+    pub key_bytes: usize,
+    pub value_bytes: usize,
+}
+
 impl DataRows {
-    pub fn new(schema: SchemaRef) -> Self {
+    pub fn new(schema: SchemaRef, hint: SizeHint) -> Self {
         DataRows {
             kafka: KafkaColumns::new(&schema),
             schema,
-            key: StringBuilder::new(),
-            value: StringBuilder::new(),
+            key: StringBuilder::with_capacity(hint.rows, hint.key_bytes),
+            value: StringBuilder::with_capacity(hint.rows, hint.value_bytes),
             kind: StringBuilder::new(),
             op: StringBuilder::new(),
             event_ts: TimestampMicrosecondBuilder::new(),
@@ -171,6 +180,15 @@ impl DataRows {
         self.gtid.append_option(s.gtid.as_deref());
         self.has_schema.append_value(d.has_schema);
         self.rows += 1;
+    }
+
+    /// The size of what was appended so far.
+    pub fn size(&self) -> SizeHint {
+        SizeHint {
+            rows: self.rows,
+            key_bytes: self.key.values_slice().len(),
+            value_bytes: self.value.values_slice().len(),
+        }
     }
 
     pub fn finish(&mut self, ingested_at_us: i64) -> Result<RecordBatch, ArrowError> {

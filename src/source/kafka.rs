@@ -51,6 +51,8 @@ struct Shared {
     /// Bumped on every assignment change.
     generation: u64,
     joined: bool,
+    /// The assignment generation of the latest statistics that found the group steady.
+    steady_at: Option<u64>,
     stats: HashMap<(String, i32), PartitionStats>,
     /// First broker error since the last sign of health, and the latest one.
     outage: Option<(Instant, String)>,
@@ -69,6 +71,11 @@ pub struct Ctx {
 impl ClientContext for Ctx {
     fn stats(&self, statistics: Statistics) {
         let mut s = self.shared.lock().expect("kafka context lock");
+        let steady = statistics
+            .cgrp
+            .as_ref()
+            .is_some_and(|g| g.state == "up" && g.join_state == "steady");
+        s.steady_at = steady.then_some(s.generation);
         for (topic, t) in &statistics.topics {
             for (id, p) in &t.partitions {
                 if *id < 0 {
@@ -233,7 +240,11 @@ pub struct KafkaSource {
 const DEFAULTS: &[(&str, &str)] = &[
     ("statistics.interval.ms", "1000"),
     // Bound the prefetch queue (memory) while keeping fetches large.
-    ("queued.max.messages.kbytes", "32768"),
+    ("queued.max.messages.kbytes", "16384"),
+    // When the prefetch queue is full librdkafka waits this long before fetching again
+    // (default 1 s): a reader that drains 16 MB in ~0.1 s would then sit idle for most of
+    // every second (measured: 65k records/s instead of 128k/s with 1 KB events).
+    ("fetch.queue.backoff.ms", "10"),
     ("fetch.wait.max.ms", "100"),
 ];
 
@@ -330,6 +341,14 @@ impl KafkaSource {
     pub fn assignment(&self) -> (BTreeSet<Partition>, u64, bool) {
         let s = self.ctx().shared.lock().expect("kafka context lock");
         (s.assignment.clone(), s.generation, s.joined)
+    }
+
+    /// Whether the group was steady (joined, not rebalancing) in statistics taken since the
+    /// latest assignment change. Between the revocation and the next assignment of an eager
+    /// rebalance this process holds nothing, but it is not done.
+    pub fn settled(&self) -> bool {
+        let s = self.ctx().shared.lock().expect("kafka context lock");
+        s.joined && s.steady_at == Some(s.generation)
     }
 
     /// Latest statistics of a partition (watermarks from fetch responses).

@@ -95,12 +95,44 @@ fn ingest_until_caught_up(ws: &Workspace, what: &str) {
     );
 }
 
-fn sigterm(child: &Child) {
+fn signal(child: &Child, sig: &str) {
     let st = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{sig}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+fn sigterm(child: &Child) {
+    signal(child, "TERM");
+}
+
+/// Generates `events` demo events on 2 partitions per table into the workspace's broker.
+fn generate_to_kafka(ws: &Workspace, events: u64) {
+    let st = ws
+        .medallion()
+        .args(["generate", "--to-kafka", "--keys", "500"])
+        .args(["--events", &events.to_string(), "--partitions", "2"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Sends stderr lines of `child` that contain any of `needles` to the returned channel.
+fn watch_stderr(
+    child: &mut Child,
+    needles: &'static [&'static str],
+) -> std::sync::mpsc::Receiver<String> {
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if needles.iter().any(|n| line.contains(n)) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    rx
 }
 
 /// Waits for a child with a deadline; kills it and fails if it overruns.
@@ -303,6 +335,44 @@ async fn sigterm_during_follow_commits_the_open_batch_and_exits_fast() {
     assert_eq!(landed(&ws).await, (5000, 5000));
     // The group's offsets were committed too (for lag tools), before it left.
     assert_eq!(group_committed(&broker, "sigterm"), 5000);
+}
+
+/// A process stalled past the session timeout (SIGSTOP: a long GC-like pause, a frozen VM) is
+/// thrown out of the group and rejoins. `--until-caught-up` must not take the empty
+/// assignment between the revocation and the new assignment for being done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_worker_rejoins_and_still_lands_everything() {
+    let broker = Broker::start();
+    // Small batches: many commits, so the stall surely comes in the middle of the run.
+    let ws = kafka_ws(
+        &broker,
+        r"^demo\..*",
+        "stall",
+        "[bronze]\nmax_rows = 1000\n",
+    );
+    generate_to_kafka(&ws, 30_000);
+    let mut child = spawn_ingest(&ws, &["--until-caught-up"]);
+    let lines = watch_stderr(&mut child, &["committed batch", "revoked", "caught up"]);
+    let first = lines
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a first commit");
+    assert!(first.contains("committed batch"), "{first}");
+    signal(&child, "STOP");
+    // session.timeout.ms is 6000 in the test configuration.
+    std::thread::sleep(Duration::from_secs(9));
+    signal(&child, "CONT");
+    let st = wait_within(
+        &mut child,
+        Duration::from_secs(120),
+        "ingest after the stall",
+    );
+    let seen: Vec<String> = lines.try_iter().collect();
+    assert!(st.success(), "exit 0, got {st}: {seen:?}");
+    assert!(
+        seen.iter().any(|l| l.contains("revoked")),
+        "the stall cost the partitions (else the test proves nothing): {seen:?}"
+    );
+    assert_eq!(landed(&ws).await, (30_000, 30_000));
 }
 
 /// The sum of the offsets a consumer group has committed on the demo topics.

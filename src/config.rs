@@ -231,6 +231,11 @@ pub struct KafkaConfig {
     /// environment: `MEDALLION__SOURCE__KAFKA__SECRET_PROPERTIES__SASL.PASSWORD`.
     #[serde(default)]
     pub secret_properties: BTreeMap<String, Secret>,
+    /// Also produce every dead letter to this Kafka topic (created if missing), with the
+    /// reason in `medallion.*` headers. The DLQ table stays the record; the topic is for
+    /// alerting and consumers, and gets each dead letter at least once.
+    #[serde(default)]
+    pub dlq_topic: Option<String>,
     /// How long the brokers may stay unreachable before ingest stops with an error (exit 75)
     /// instead of waiting on.
     #[serde(default = "default_max_outage")]
@@ -473,12 +478,30 @@ impl Config {
                     _ => {}
                 }
                 if let Some(p) = &k.topic_pattern {
-                    Regex::new(p).map_err(|e| {
+                    let re = Regex::new(p).map_err(|e| {
                         invalid(
                             "source.kafka.topic_pattern",
                             format!("not a valid regex: {e}"),
                         )
                     })?;
+                    if let Some(d) = &k.dlq_topic
+                        && re.is_match(d)
+                    {
+                        return Err(invalid(
+                            "source.kafka.dlq_topic",
+                            format!(
+                                "'{d}' matches topic_pattern, so ingest would read its own dead letters; narrow the pattern or rename the topic"
+                            ),
+                        ));
+                    }
+                }
+                if let Some(d) = &k.dlq_topic
+                    && (d.is_empty() || k.topics.contains(d))
+                {
+                    return Err(invalid(
+                        "source.kafka.dlq_topic",
+                        "must be a topic name that is not one of source.kafka.topics",
+                    ));
                 }
                 if !["earliest", "latest", "error"].contains(&k.auto_offset_reset.as_str()) {
                     return Err(invalid(
@@ -773,6 +796,32 @@ topics = ["t"]
         assert_eq!(p["fetch.wait.max.ms"], "50");
         assert_eq!(p["check.crcs"], "true");
         assert_eq!(p["max.partition.fetch.bytes"], "8388608");
+    }
+
+    #[test]
+    fn a_dlq_topic_that_ingest_would_read_back_is_refused() {
+        let own = KAFKA.replace(
+            "topics = [\"t\"]",
+            "topic_pattern = '^.*'\ndlq_topic = \"dlq\"",
+        );
+        let err = load(&own, &[]).unwrap_err().to_string();
+        assert!(err.contains("source.kafka.dlq_topic"), "{err}");
+        let listed = KAFKA.replace(
+            "topics = [\"t\"]",
+            "topics = [\"t\", \"d\"]\ndlq_topic = \"d\"",
+        );
+        assert!(load(&listed, &[]).is_err());
+        let fine = KAFKA.replace("topics = [\"t\"]", "topics = [\"t\"]\ndlq_topic = \"d\"");
+        assert_eq!(
+            load(&fine, &[])
+                .unwrap()
+                .source
+                .kafka
+                .unwrap()
+                .dlq_topic
+                .as_deref(),
+            Some("d")
+        );
     }
 
     #[test]

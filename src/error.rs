@@ -2,6 +2,7 @@
 //! exit code a scheduler (Airflow, cron) can act on.
 
 use crate::bronze::BronzeError;
+use crate::bronze::replay::ReplayError;
 use crate::catalog::CatalogError;
 use crate::config::ConfigError;
 use crate::lake::LakeError;
@@ -23,6 +24,8 @@ pub enum Error {
     Bronze(#[from] BronzeError),
     #[error(transparent)]
     Query(#[from] QueryError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -51,6 +54,7 @@ impl Error {
             Error::Catalog(e) => e.is_retryable(),
             Error::Lake(e) => e.is_retryable(),
             Error::Bronze(e) => e.is_retryable(),
+            Error::Replay(e) => e.is_retryable(),
             _ => false,
         }
     }

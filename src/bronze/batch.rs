@@ -22,7 +22,7 @@ use super::BronzeError;
 use super::offsets::Watermarks;
 use super::route::Router;
 use super::rows::{DataRows, DlqRows, SizeHint};
-use crate::source::debezium::{self, DecodeError, ErrorKind};
+use crate::source::debezium::{self, DecodeError, Decoded, ErrorKind};
 use crate::source::{Partition, SourceItem, SourceRecord};
 
 /// When a batch is due.
@@ -65,6 +65,23 @@ pub struct Part {
     pub is_dlq: bool,
     pub batch: RecordBatch,
     pub coverage: Coverage,
+}
+
+/// Decodes a record as bronze takes it: at most `max_bytes` of key and value, a Debezium
+/// envelope, a key unless the table is `keyless`.
+pub fn decode_record(
+    r: &SourceRecord,
+    keyless: bool,
+    max_bytes: usize,
+) -> Result<Decoded<'_>, DecodeError> {
+    let size = r.payload_bytes();
+    if size > max_bytes {
+        return Err(DecodeError::new(
+            ErrorKind::TooLarge,
+            format!("record is {size} bytes, over bronze.max_record_bytes = {max_bytes}"),
+        ));
+    }
+    debezium::decode(r.key.as_deref(), r.value.as_deref(), keyless)
 }
 
 /// A batch ready to be written and committed: the DLQ part (if any) first.
@@ -222,17 +239,7 @@ impl Batcher {
         let p = r.partition_id();
         let route = self.router.route(&r.topic).clone();
         let size = r.payload_bytes();
-        let decoded = if size > self.limits.max_record_bytes {
-            Err(DecodeError::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "record is {size} bytes, over bronze.max_record_bytes = {}",
-                    self.limits.max_record_bytes
-                ),
-            ))
-        } else {
-            debezium::decode(r.key.as_deref(), r.value.as_deref(), route.keyless)
-        };
+        let decoded = decode_record(&r, route.keyless, self.limits.max_record_bytes);
         let dlq = self.dlq_table.clone();
         match decoded {
             Ok(d) => {

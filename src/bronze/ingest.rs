@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::batch::{Batcher, Counts, Flush, Limits};
+use super::dlq::DlqTopic;
 use super::offsets::{OFFSETS_PROPERTY, Watermarks};
 use super::route::Router;
 use super::writer::Committer;
@@ -209,6 +210,7 @@ pub(super) fn spawn_committer(
     lake: &Lake,
     config: &Config,
     metrics: &Metrics,
+    dlq_topic: Option<DlqTopic>,
 ) -> (
     CommitterTx,
     std::sync::mpsc::Receiver<BTreeMap<Partition, i64>>,
@@ -219,7 +221,8 @@ pub(super) fn spawn_committer(
         &config.namespaces.bronze,
         &config.bronze,
         metrics.clone(),
-    );
+    )
+    .with_dlq_topic(dlq_topic);
     let (tx, rx) = mpsc::channel(1);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let task = tokio::spawn(run_committer(committer, rx, done_tx, metrics.clone()));
@@ -349,7 +352,7 @@ pub async fn ingest_files_with_metrics(
 ) -> Result<IngestReport, BronzeError> {
     let started = Instant::now();
     let mut batcher = batcher(lake, config).await?;
-    let (tx, _done, committer) = spawn_committer(lake, config, &metrics);
+    let (tx, _done, committer) = spawn_committer(lake, config, &metrics, None);
     let reader = tokio::task::spawn_blocking(move || -> Result<Reading, BronzeError> {
         let mut progress = Progress::new(metrics.clone());
         let mut waited = Duration::ZERO;

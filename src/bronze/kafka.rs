@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::BronzeError;
 use super::batch::Batcher;
+use super::dlq::DlqTopic;
 use super::ingest::{
     CommitterTx, Handoff, IngestReport, Progress, Reading, batcher, finish_run, load_watermarks,
     spawn_committer,
@@ -174,7 +175,11 @@ pub async fn ingest_kafka(
         })
     })?;
     let batcher = batcher(lake, config).await?;
-    let (tx, done_rx, committer) = spawn_committer(lake, config, &metrics);
+    let dlq_topic = match &kafka.dlq_topic {
+        Some(t) => Some(DlqTopic::connect(&kafka, t).await?),
+        None => None,
+    };
+    let (tx, done_rx, committer) = spawn_committer(lake, config, &metrics, dlq_topic);
     let pipeline = Arc::new(Mutex::new(Pipeline {
         batcher,
         tx,

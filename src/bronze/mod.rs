@@ -6,9 +6,11 @@
 //! a Kafka consumer group member.
 
 pub mod batch;
+pub mod dlq;
 pub mod ingest;
 pub mod kafka;
 pub mod offsets;
+pub mod replay;
 pub mod route;
 pub mod rows;
 pub mod schema;

@@ -19,6 +19,7 @@ use parquet::schema::types::ColumnPath;
 
 use super::BronzeError;
 use super::batch::{Flush, Part};
+use super::dlq::{DlqTopic, dead_letters};
 use super::offsets::{OFFSETS_PROPERTY, Watermarks};
 use super::schema;
 use crate::catalog::TableName;
@@ -70,6 +71,7 @@ pub struct Committer {
     pub commits: u64,
     pub files: u64,
     metrics: Metrics,
+    dlq_topic: Option<Arc<DlqTopic>>,
 }
 
 impl Committer {
@@ -100,7 +102,25 @@ impl Committer {
             commits: 0,
             files: 0,
             metrics,
+            dlq_topic: None,
         }
+    }
+
+    /// Also produce every dead letter to a Kafka topic, before the DLQ commit.
+    pub fn with_dlq_topic(mut self, topic: Option<DlqTopic>) -> Self {
+        self.dlq_topic = topic.map(Arc::new);
+        self
+    }
+
+    async fn publish_dead_letters(&self, part: &Part) -> Result<(), BronzeError> {
+        let Some(topic) = self.dlq_topic.clone() else {
+            return Ok(());
+        };
+        let letters = dead_letters(&part.batch).map_err(BronzeError::arrow(&part.table))?;
+        tokio::task::spawn_blocking(move || topic.publish(&letters))
+            .await
+            .map_err(|_| BronzeError::Stopped("DLQ topic producer"))??;
+        Ok(())
     }
 
     fn name(&self, table: &str) -> TableName {
@@ -130,13 +150,27 @@ impl Committer {
         Ok(t)
     }
 
+    /// Writes the rows of a part as data files of its table (created if missing); commits
+    /// nothing.
+    pub(super) async fn write_part(
+        &mut self,
+        part: &Part,
+        ingested_at_us: i64,
+    ) -> Result<Vec<DataFile>, BronzeError> {
+        let table = self.table(part).await?;
+        let files = self.write_files(&table, part, ingested_at_us).await?;
+        self.files += files.len() as u64;
+        Ok(files)
+    }
+
     /// Writes every part's files, then commits the parts in order (DLQ first).
     pub async fn commit(&mut self, flush: Flush) -> Result<(), BronzeError> {
         for part in &flush.parts {
             let started = std::time::Instant::now();
-            let table = self.table(part).await?;
-            let files = self.write_files(&table, part, flush.ingested_at_us).await?;
-            self.files += files.len() as u64;
+            let files = self.write_part(part, flush.ingested_at_us).await?;
+            if part.is_dlq {
+                self.publish_dead_letters(part).await?;
+            }
             let name = self.name(&part.table);
             let coverage = &part.coverage;
             let committed = self

@@ -139,8 +139,19 @@ impl KafkaSink {
         })
     }
 
-    /// Queues one record, waiting while the producer's queue is full.
+    /// Queues one record to its own topic and partition, waiting while the producer's queue is
+    /// full.
     pub fn send(&self, r: &SourceRecord) -> Result<(), SourceError> {
+        self.send_to(&r.topic, Some(r.partition), r)
+    }
+
+    /// Queues one record to `topic`, to `partition` or (`None`) to the one its key hashes to.
+    pub fn send_to(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        r: &SourceRecord,
+    ) -> Result<(), SourceError> {
         let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
         for (k, v) in &r.headers {
             headers = headers.insert(Header {
@@ -149,8 +160,10 @@ impl KafkaSink {
             });
         }
         loop {
-            let mut rec: BaseRecord<'_, [u8], [u8], ()> =
-                BaseRecord::to(&r.topic).partition(r.partition);
+            let mut rec: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic);
+            if let Some(p) = partition {
+                rec = rec.partition(p);
+            }
             if let Some(k) = &r.key {
                 rec = rec.key(k.as_slice());
             }

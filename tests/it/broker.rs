@@ -91,6 +91,7 @@ group_id = "{group}"
             auto_offset_reset: "earliest".into(),
             properties: Default::default(),
             secret_properties: Default::default(),
+            dlq_topic: None,
             max_outage: medallion::units::HumanDuration(Duration::from_secs(60)),
         }
     }

@@ -504,3 +504,86 @@ async fn two_workers_one_killed_still_exactly_once() {
     assert_eq!(distinct, produced, "every produced record landed");
     assert_eq!(rows, produced, "no record landed twice");
 }
+
+/// With `source.kafka.dlq_topic`, every dead letter also goes to that topic, with the reason
+/// and its coordinates in headers; the DLQ table holds them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_also_go_to_the_kafka_dlq_topic() {
+    use medallion::source::SourceRecord;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+
+    let broker = Broker::start();
+    let source = broker
+        .source_toml(r"^demo\..*", "dlq-topic")
+        .replace("group_id = ", "dlq_topic = \"medallion.dlq\"\ngroup_id = ");
+    let ws = Workspace::with_source(&source, "");
+    generate_to_kafka(&ws, 300);
+    // Two records that are not Debezium JSON, at known offsets of a partition of their own.
+    let config = broker.kafka_config();
+    ensure_topics(
+        &config,
+        &BTreeMap::from([("demo.public.broken".to_string(), 1)]),
+    )
+    .await
+    .unwrap();
+    let sink = KafkaSink::connect(&config).unwrap();
+    for offset in 0..2 {
+        sink.send(&SourceRecord {
+            topic: Arc::from("demo.public.broken"),
+            partition: 0,
+            offset,
+            timestamp_ms: Some(1_767_225_600_000),
+            key: Some(b"{\"id\":1}".to_vec()),
+            value: Some(format!("{{not json {offset}").into_bytes()),
+            headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+        })
+        .unwrap();
+    }
+    assert_eq!(sink.finish().unwrap(), 2);
+
+    ingest_until_caught_up(&ws, "ingest with a DLQ topic");
+    let dlq_rows = ws.count("SELECT count(*) FROM bronze.\"_dlq\"").await;
+    assert_eq!(dlq_rows, 2);
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "dlq-reader")
+        .set("session.timeout.ms", "6000")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["medallion.dlq"]).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 2 && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let headers: BTreeMap<String, String> = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            let v = String::from_utf8_lossy(h.value.unwrap_or_default());
+                            (h.key.to_string(), v.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let value = String::from_utf8_lossy(m.payload().unwrap()).into_owned();
+            got.push((value, headers));
+        }
+    }
+    got.sort();
+    assert_eq!(got.len(), 2, "both dead letters on the topic: {got:?}");
+    for (i, (value, h)) in got.iter().enumerate() {
+        assert_eq!(value, &format!("{{not json {i}"));
+        assert_eq!(h["medallion.error_kind"], "invalid_json", "{h:?}");
+        assert_eq!(h["medallion.topic"], "demo.public.broken");
+        assert_eq!(h["medallion.partition"], "0");
+        assert_eq!(h["medallion.offset"], i.to_string());
+        assert_eq!(h["medallion.target_table"], "broken");
+        assert_eq!(h["trace"], "abc", "original headers kept");
+        assert!(!h["medallion.reason"].is_empty());
+    }
+}

@@ -10,4 +10,5 @@ mod crash;
 mod fixtures;
 mod kafka;
 mod pyiceberg;
+mod replay;
 mod support;

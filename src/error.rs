@@ -54,6 +54,7 @@ impl Error {
             Error::Catalog(e) => e.is_retryable(),
             Error::Lake(e) => e.is_retryable(),
             Error::Bronze(e) => e.is_retryable(),
+            Error::Source(e) => e.is_retryable(),
             Error::Replay(e) => e.is_retryable(),
             _ => false,
         }

@@ -363,13 +363,10 @@ fn read_loop(
             last_outage_check = Instant::now();
             if let Some((down_for, last_error)) = source.outage() {
                 if down_for >= kafka.max_outage.0 {
-                    return Err(BronzeError::Source(SourceError::Kafka {
-                        what: format!(
-                            "reach the brokers {} for {}s (source.kafka.max_outage)",
-                            source.servers(),
-                            down_for.as_secs()
-                        ),
-                        message: last_error,
+                    return Err(BronzeError::Source(SourceError::Outage {
+                        brokers: source.servers().to_string(),
+                        down_for_s: down_for.as_secs(),
+                        last_error,
                     }));
                 }
                 tracing::warn!(

@@ -44,6 +44,7 @@ impl BronzeError {
     pub fn is_retryable(&self) -> bool {
         match self {
             BronzeError::Lake(e) => e.is_retryable(),
+            BronzeError::Source(e) => e.is_retryable(),
             _ => false,
         }
     }

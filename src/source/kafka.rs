@@ -11,7 +11,6 @@
 //! ListOffsets, which some Kafka-protocol brokers answer wrongly for `latest`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,8 +63,6 @@ pub struct Ctx {
     hooks: Arc<dyn Assignments>,
     reset: String,
     shared: Mutex<Shared>,
-    /// Whether `Shared::outage` is set: lets the per-message path skip the lock.
-    in_outage: AtomicBool,
 }
 
 impl ClientContext for Ctx {
@@ -94,14 +91,7 @@ impl ClientContext for Ctx {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(error = %error, reason, "kafka client error");
-        let mut s = self.shared.lock().expect("kafka context lock");
-        let now = Instant::now();
-        let text = format!("{error}: {reason}");
-        self.in_outage.store(true, Ordering::Relaxed);
-        match &mut s.outage {
-            Some((_, last)) => *last = text,
-            None => s.outage = Some((now, text)),
-        }
+        self.note_trouble(format!("{error}: {reason}"));
     }
 
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -186,7 +176,7 @@ impl ConsumerContext for Ctx {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!(partitions = parts.len(), "partitions revoked");
                 let offsets = self.hooks.revoking(&parts);
-                commit_group(consumer, &offsets, CommitMode::Sync);
+                commit_group(consumer, &offsets);
                 let r = if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -222,6 +212,16 @@ impl ConsumerContext for Ctx {
 }
 
 impl Ctx {
+    /// Something went wrong talking to the brokers: the start of an outage, unless the next
+    /// probe finds them answering (see [`KafkaSource::outage`]).
+    fn note_trouble(&self, text: String) {
+        let mut s = self.shared.lock().expect("kafka context lock");
+        match &mut s.outage {
+            Some((_, last)) => *last = text,
+            None => s.outage = Some((Instant::now(), text)),
+        }
+    }
+
     fn fail(&self, message: String) {
         tracing::error!("{message}");
         let mut s = self.shared.lock().expect("kafka context lock");
@@ -282,7 +282,6 @@ impl KafkaSource {
             hooks,
             reset: config.auto_offset_reset.clone(),
             shared: Mutex::default(),
-            in_outage: AtomicBool::new(false),
         };
         let consumer: BaseConsumer<Ctx> =
             cc.create_with_context(ctx)
@@ -312,7 +311,10 @@ impl KafkaSource {
     pub fn poll(&mut self, timeout: Duration) -> Option<Result<SourceRecord, KafkaError>> {
         let m = match self.consumer.poll(timeout)? {
             Ok(m) => m,
-            Err(e) => return Some(Err(e)),
+            Err(e) => {
+                self.ctx().note_trouble(e.to_string());
+                return Some(Err(e));
+            }
         };
         let topic = match self.topics.iter().find(|t| ***t == *m.topic()) {
             Some(t) => t.clone(),
@@ -324,13 +326,9 @@ impl KafkaSource {
                 t
             }
         };
-        let record = record_of(&m, topic);
-        drop(m);
-        // A record arrived: the brokers are back.
-        if self.ctx().in_outage.swap(false, Ordering::Relaxed) {
-            self.ctx().shared.lock().expect("kafka context lock").outage = None;
-        }
-        Some(Ok(record))
+        // A record is no sign of health: it may come from the prefetch queue after the brokers
+        // went away. Only a successful probe ends an outage.
+        Some(Ok(record_of(&m, topic)))
     }
 
     fn ctx(&self) -> &Ctx {
@@ -368,7 +366,7 @@ impl KafkaSource {
     }
 
     /// How long the brokers have been failing, with the latest error, if they are. Probes the
-    /// cluster (metadata request) to find out whether it is back.
+    /// cluster (a metadata request) to find out whether it is back; only that ends an outage.
     pub fn outage(&self) -> Option<(Duration, String)> {
         let (since, last) = {
             let s = self.ctx().shared.lock().expect("kafka context lock");
@@ -379,7 +377,6 @@ impl KafkaSource {
             .fetch_metadata(None, Duration::from_secs(2))
             .is_ok()
         {
-            self.ctx().in_outage.store(false, Ordering::Relaxed);
             self.ctx().shared.lock().expect("kafka context lock").outage = None;
             return None;
         }
@@ -408,29 +405,48 @@ impl KafkaSource {
 
     /// Commits next offsets to the Kafka group (for lag tools; bronze holds the truth).
     pub fn commit_group_offsets(&self, next: &BTreeMap<Partition, i64>) {
-        commit_group(&self.consumer, next, CommitMode::Async);
+        commit_group(&self.consumer, next);
     }
 
-    /// Leaves the group (partitions are revoked through the callback first).
+    /// Leaves the group: partitions are revoked through the callback first (up to 5 s), then
+    /// the consumer is closed, which also waits for the group offset commits in flight (up to
+    /// 5 s).
     pub fn close(self) {
         self.consumer.unsubscribe();
         // Serve the revoke callback that unsubscribing queues.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && !self.assignment().0.is_empty() {
             let _ = self.consumer.poll(Duration::from_millis(50));
-            if self.assignment().0.is_empty() {
-                break;
+        }
+        // rdkafka's Drop waits without limit for librdkafka to finish closing, which never
+        // happens while the brokers are unreachable (found by the outage test: the process hung
+        // after reporting the outage). Close with a deadline here; past it, leave the client to
+        // the process exit rather than hang.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        if self.consumer.close_queue().is_ok() {
+            while !self.consumer.closed() && Instant::now() < deadline {
+                let _ = self.consumer.poll(Duration::from_millis(20));
             }
+        }
+        if !self.consumer.closed() {
+            tracing::warn!(
+                brokers = %self.servers,
+                "could not leave the consumer group cleanly (brokers unreachable?); the group will expire this member"
+            );
+            std::mem::forget(self.consumer);
         }
     }
 }
 
-fn commit_group(consumer: &BaseConsumer<Ctx>, next: &BTreeMap<Partition, i64>, mode: CommitMode) {
+/// Commits next offsets to the group, asynchronously: librdkafka's synchronous commit waits
+/// without limit for a coordinator, which hung the revoke callback (and so the whole process)
+/// when the brokers were gone. Closing the consumer waits for the commits in flight.
+fn commit_group(consumer: &BaseConsumer<Ctx>, next: &BTreeMap<Partition, i64>) {
     if next.is_empty() {
         return;
     }
     let tpl = tpl_of(next.iter().map(|(p, n)| (p, Some(*n))));
-    if let Err(e) = consumer.commit(&tpl, mode) {
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
         tracing::debug!(error = %e, "kafka group offset commit failed");
     }
 }

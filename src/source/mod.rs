@@ -103,6 +103,24 @@ pub enum SourceError {
     },
     #[error("kafka: cannot {what}: {message}")]
     Kafka { what: String, message: String },
+    /// The brokers stayed unreachable longer than `source.kafka.max_outage`: worth retrying
+    /// later (exit 75), after checking the brokers and the network.
+    #[error(
+        "kafka: the brokers {brokers} were unreachable for {down_for_s}s (source.kafka.max_outage); \
+         last error: {last_error}. Check that they are up and reachable, then run again"
+    )]
+    Outage {
+        brokers: String,
+        down_for_s: u64,
+        last_error: String,
+    },
     #[error("source kind `{0}` is not available in this build yet")]
     Unsupported(String),
+}
+
+impl SourceError {
+    /// Whether running again later may succeed (the brokers were down).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SourceError::Outage { .. })
+    }
 }

@@ -587,3 +587,55 @@ async fn dead_letters_also_go_to_the_kafka_dlq_topic() {
         assert!(!h["medallion.reason"].is_empty());
     }
 }
+
+/// Brokers gone for longer than `source.kafka.max_outage`: ingest stops with an error that
+/// names them, and exit code 75 (retry later), instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_past_max_outage_stops_ingest_with_exit_75() {
+    let broker = Broker::start();
+    let addr = broker.addr.clone();
+    let source = broker
+        .source_toml(r"^demo\..*", "outage")
+        .replace("group_id = ", "max_outage = \"3s\"\ngroup_id = ");
+    let ws = Workspace::with_source(&source, "[bronze]\nmax_interval = \"1s\"\n");
+    generate_to_kafka(&ws, 200);
+    let mut child = spawn_ingest(&ws, &["--follow"]);
+    let lines = watch_stderr(&mut child, &[""]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lines
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .expect("a first commit")
+        .contains("committed batch")
+    {}
+    let t = Instant::now();
+    drop(broker);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let seen: Vec<String> = lines.try_iter().collect();
+            panic!("no exit 60 s after the outage:\n{}", seen.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The watcher may still be reading the last lines.
+    std::thread::sleep(Duration::from_millis(200));
+    let seen: Vec<String> = lines.try_iter().collect();
+    assert_eq!(st.code(), Some(75), "exit 75: {seen:?}");
+    let error = seen
+        .iter()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("an error line: {seen:?}"));
+    assert!(
+        error.contains(&addr) && error.contains("max_outage"),
+        "{error}"
+    );
+    eprintln!(
+        "stopped {:?} after the broker went away: {error}",
+        t.elapsed()
+    );
+    assert_eq!(landed(&ws).await, (200, 200), "what was read was committed");
+}

@@ -639,3 +639,34 @@ async fn a_broker_outage_past_max_outage_stops_ingest_with_exit_75() {
     );
     assert_eq!(landed(&ws).await, (200, 200), "what was read was committed");
 }
+
+/// A committer slower than the reader (tiny batches): the reader pauses its partitions instead
+/// of piling up batches, the run report says how long, and every record lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_committer_pauses_the_reader_and_loses_nothing() {
+    let broker = Broker::start();
+    let ws = kafka_ws(
+        &broker,
+        r"^demo\..*",
+        "backpressure",
+        "[bronze]\nmax_rows = 100\n",
+    );
+    generate_to_kafka(&ws, 3_000);
+    let out = ws
+        .medallion_logging("info,medallion::bronze::kafka=debug")
+        .args(["ingest", "--until-caught-up"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let held: f64 = stdout
+        .split("s of reading held back by commits")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no held-back time in {stdout}"));
+    assert!(held > 0.0, "the reader was paused: {stdout}");
+    assert!(stderr.contains("committer behind: pausing"), "{stderr}");
+    assert_eq!(landed(&ws).await, (3_000, 3_000));
+}

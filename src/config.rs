@@ -81,6 +81,8 @@ pub struct Config {
     pub source: SourceConfig,
     #[serde(default)]
     pub bronze: BronzeConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
     /// Where the config file was read from (set by [`Config::load`]). Relative paths in the
     /// file are relative to the working directory, as for every command-line tool.
     #[serde(skip)]
@@ -255,6 +257,35 @@ pub enum TimePartition {
     Hour,
     Day,
     Month,
+}
+
+/// How long storage and catalog failures are retried (exponential backoff) before a run stops
+/// with an error naming what failed (exit 75): the circuit breaker.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Give up after retrying this long.
+    #[serde(default = "default_retry_max_elapsed")]
+    pub max_elapsed: HumanDuration,
+    /// The longest wait between two attempts (waits start at 20 ms and double).
+    #[serde(default = "default_retry_max_backoff")]
+    pub max_backoff: HumanDuration,
+}
+
+fn default_retry_max_elapsed() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(120))
+}
+fn default_retry_max_backoff() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_elapsed: default_retry_max_elapsed(),
+            max_backoff: default_retry_max_backoff(),
+        }
+    }
 }
 
 /// Bronze landing: batching, file layout and topic → table routing.

@@ -167,7 +167,17 @@ impl Committer {
     pub async fn commit(&mut self, flush: Flush) -> Result<(), BronzeError> {
         for part in &flush.parts {
             let started = std::time::Instant::now();
-            let files = self.write_part(part, flush.ingested_at_us).await?;
+            let mut backoff = self.lake.retry.backoff();
+            let files = loop {
+                match self.write_part(part, flush.ingested_at_us).await {
+                    Ok(files) => break files,
+                    Err(BronzeError::Lake(e)) if e.is_transient() => {
+                        let what = format!("writing the data files of {}", self.name(&part.table));
+                        backoff.wait(&what, e).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             if part.is_dlq {
                 self.publish_dead_letters(part).await?;
             }

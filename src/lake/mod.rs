@@ -45,11 +45,19 @@ pub enum LakeError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(
-        "{table}: gave up committing after {attempts} attempts in {elapsed:?}: other writers kept committing first; last error: {last}"
+        "{table}: gave up committing after {attempts} attempts in {elapsed:?} (lost races to other writers, or storage/catalog failures; retry.max_elapsed); last error: {last}"
     )]
     RetriesExhausted {
         table: TableName,
         attempts: u32,
+        elapsed: Duration,
+        last: Box<LakeError>,
+    },
+    #[error(
+        "gave up on {what} after retrying for {elapsed:?} (retry.max_elapsed); last error: {last}"
+    )]
+    GaveUp {
+        what: String,
         elapsed: Duration,
         last: Box<LakeError>,
     },
@@ -78,7 +86,17 @@ impl LakeError {
         match self {
             LakeError::Catalog(e) => e.is_retryable(),
             LakeError::Iceberg { source, .. } => source.retryable(),
-            LakeError::RetriesExhausted { .. } => true,
+            LakeError::RetriesExhausted { .. } | LakeError::GaveUp { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Worth another attempt within the retry budget: storage and catalog failures, whatever
+    /// their kind (a permission fixed, a bucket back, a network healed); not invalid data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LakeError::Iceberg { .. } | LakeError::Storage { .. } => true,
+            LakeError::Catalog(e) => !matches!(e, CatalogError::NotFound(_)),
             _ => false,
         }
     }
@@ -126,6 +144,53 @@ pub struct RetryPolicy {
     pub max_elapsed: Duration,
 }
 
+impl RetryPolicy {
+    /// From the `[retry]` section.
+    pub fn from_config(config: &crate::config::RetryConfig) -> Self {
+        RetryPolicy {
+            max_backoff: config.max_backoff.0,
+            max_elapsed: config.max_elapsed.0,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Waits between attempts of one operation.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            policy: *self,
+            started: Instant::now(),
+            next: self.initial_backoff,
+        }
+    }
+}
+
+/// Exponential backoff with jitter, within the policy's time budget.
+#[derive(Debug)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    started: Instant,
+    next: Duration,
+}
+
+impl Backoff {
+    /// Waits before the next attempt; `Err(GaveUp)` once the budget is spent.
+    pub async fn wait(&mut self, what: &str, error: LakeError) -> Result<()> {
+        let elapsed = self.started.elapsed();
+        if elapsed >= self.policy.max_elapsed {
+            return Err(LakeError::GaveUp {
+                what: what.to_string(),
+                elapsed,
+                last: Box::new(error),
+            });
+        }
+        tracing::warn!(what, error = %error, retry_in_ms = self.next.as_millis() as u64, "retrying");
+        let jitter = rand::random_range(0..=self.next.as_millis() as u64 / 2 + 1);
+        tokio::time::sleep(self.next + Duration::from_millis(jitter)).await;
+        self.next = (self.next * 2).min(self.policy.max_backoff);
+        Ok(())
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
@@ -160,7 +225,9 @@ impl Lake {
     pub fn open(config: &Config) -> Result<Self> {
         let catalog = crate::catalog::open(config)?;
         let (file_io, warehouse) = storage::open(config)?;
-        Ok(Lake::new(catalog, file_io, warehouse))
+        let mut lake = Lake::new(catalog, file_io, warehouse);
+        lake.retry = RetryPolicy::from_config(&config.retry);
+        Ok(lake)
     }
 
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
@@ -299,7 +366,7 @@ impl Lake {
             };
             match commit::commit(self, &table, change).await {
                 Ok(t) => return Ok(Some(t)),
-                Err(e) if e.is_conflict() || e.is_retryable() => {
+                Err(e) if e.is_conflict() || e.is_retryable() || e.is_transient() => {
                     if attempt >= self.retry.max_attempts
                         || started.elapsed() >= self.retry.max_elapsed
                     {

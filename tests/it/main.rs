@@ -7,6 +7,7 @@ mod broker;
 mod cli;
 mod commits;
 mod crash;
+mod failures;
 mod fixtures;
 mod kafka;
 mod pyiceberg;

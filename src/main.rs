@@ -28,6 +28,9 @@ fn main() {
 }
 
 fn init_logging(filter: &str, json: bool) {
+    // rdkafka's consumer Drop logs an error when the consumer was already closed (we close it
+    // ourselves, with a deadline): noise, not a problem.
+    let filter = format!("{filter},rdkafka::consumer::base_consumer=off");
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -118,26 +118,46 @@ fn header_pairs(list: &Arc<dyn Array>) -> Result<Vec<Header>, arrow::error::Arro
 /// The Kafka DLQ topic (`source.kafka.dlq_topic`). Each dead letter is produced with its raw
 /// key and value and its original headers, plus `medallion.error_kind`, `medallion.reason`,
 /// `medallion.target_table` and its coordinates (`medallion.topic`, `medallion.partition`,
-/// `medallion.offset`). Produced and confirmed before the DLQ commit, so the topic receives every
-/// dead letter at least once (a crash before the commit re-reads and re-sends; the DLQ table
-/// stays exactly once).
+/// `medallion.offset`). Produced and confirmed before the DLQ commit, so while the brokers take
+/// them the topic receives every dead letter at least once (a crash before the commit re-reads
+/// and re-sends; the DLQ table stays exactly once). Values over 512 KiB are left out (a
+/// `medallion.value_omitted` header says so).
 pub struct DlqTopic {
     sink: KafkaSink,
     topic: String,
 }
 
+/// Values above this are left out of DLQ topic records (the broker's default record limit is
+/// about 1 MB); the DLQ table has them.
+const MAX_TOPIC_VALUE: usize = 512 * 1024;
+
 impl DlqTopic {
-    /// Connects and creates the topic if it is missing (one partition).
+    /// Connects, and creates the topic if it is missing (one partition). Creation may be
+    /// refused (ACLs) for a topic that exists: that is only a warning.
     pub async fn connect(config: &KafkaConfig, topic: &str) -> Result<DlqTopic, SourceError> {
-        ensure_topics(config, &BTreeMap::from([(topic.to_string(), 1)])).await?;
+        if let Err(e) = ensure_topics(config, &BTreeMap::from([(topic.to_string(), 1)])).await {
+            tracing::warn!(topic, error = %e, "could not check or create the DLQ topic; producing to it anyway");
+        }
         Ok(DlqTopic {
             sink: KafkaSink::connect(config)?,
             topic: topic.to_string(),
         })
     }
 
-    /// Produces the dead letters and waits until the broker has them all.
-    pub fn publish(&self, letters: &[DeadLetter]) -> Result<(), SourceError> {
+    /// Produces the dead letters and waits until the broker has them. Best effort: the DLQ
+    /// table is the record, so a failure is logged and never stops ingest.
+    pub fn publish(&self, letters: &[DeadLetter]) {
+        if let Err(e) = self.try_publish(letters) {
+            tracing::error!(
+                topic = %self.topic,
+                dead_letters = letters.len(),
+                error = %e,
+                "could not deliver dead letters to the DLQ topic; they are in the DLQ table"
+            );
+        }
+    }
+
+    fn try_publish(&self, letters: &[DeadLetter]) -> Result<(), SourceError> {
         for d in letters {
             let Some(r) = &d.record else { continue };
             let mut headers = r.headers.clone();
@@ -151,19 +171,21 @@ impl DlqTopic {
             add("medallion.topic", &r.topic);
             add("medallion.partition", &r.partition.to_string());
             add("medallion.offset", &r.offset.to_string());
+            let mut value = r.value.clone();
+            if let Some(v) = value.take_if(|v| v.len() > MAX_TOPIC_VALUE) {
+                add(
+                    "medallion.value_omitted",
+                    &format!("{} bytes; the DLQ table has it", v.len()),
+                );
+            }
             let out = SourceRecord {
                 headers,
+                value,
                 ..r.clone()
             };
             self.sink.send_to(&self.topic, None, &out)?;
         }
-        self.sink.finish().map_err(|e| match e {
-            SourceError::Kafka { what, message } => SourceError::Kafka {
-                what: format!("{what} (DLQ topic {})", self.topic),
-                message,
-            },
-            other => other,
-        })?;
+        self.sink.finish()?;
         Ok(())
     }
 }

@@ -93,6 +93,8 @@ impl ReplayError {
 
 /// Snapshot summary `medallion.writer` of replay commits.
 const WRITER: &str = "dlq-replay";
+/// Snapshot summary key naming one replay commit.
+const REPLAY_ID: &str = "medallion.replay_id";
 
 /// Re-ingests the dead letters that decode now; see the module documentation.
 pub async fn replay_dlq(
@@ -196,22 +198,30 @@ async fn replay_into(
             coverage: Coverage::default(),
         };
         let files = committer.write_part(&part, now).await?;
-        let mut replanned = false;
-        let summary = BTreeMap::from([("medallion.writer".to_string(), WRITER.to_string())]);
+        // Our own commit may have landed even if its attempt reported a failure (a remote
+        // catalog's answer lost): the id tells it from another replay's.
+        let id = uuid::Uuid::now_v7().to_string();
+        let summary = BTreeMap::from([
+            ("medallion.writer".to_string(), WRITER.to_string()),
+            (REPLAY_ID.to_string(), id.clone()),
+        ]);
+        let mut ours = false;
         let committed = lake
             .commit_with_retry(name, |current| {
-                if replayed_since(current, planned_at) {
-                    replanned = true;
-                    return Ok(None);
+                match replayed_since(current, planned_at, &id) {
+                    Since::Nothing => Ok(Some(Change::append(files.clone(), summary.clone()))),
+                    Since::Ours => {
+                        ours = true;
+                        Ok(None)
+                    }
+                    Since::Another => Ok(None),
                 }
-                Ok(Some(Change::append(files.clone(), summary.clone())))
             })
             .await?;
-        if committed.is_some() {
+        if committed.is_some() || ours {
             tracing::info!(table = %name, rows = todo.len(), "replayed dead letters");
             return Ok((todo.len() as u64, already));
         }
-        debug_assert!(replanned);
         discard(lake, &files).await;
         tracing::info!(table = %name, "another replay committed meanwhile; planning again");
     }
@@ -220,25 +230,37 @@ async fn replay_into(
     })
 }
 
-/// Whether a replay committed to the table after snapshot `since`.
-fn replayed_since(table: &LakeTable, since: Option<i64>) -> bool {
+/// What replays committed to the table after the planned snapshot.
+enum Since {
+    Nothing,
+    /// This replay's commit is there already.
+    Ours,
+    /// Another replay committed: plan again.
+    Another,
+}
+
+/// Looks through the snapshots after `since` for replay commits (this one's has `id`).
+fn replayed_since(table: &LakeTable, since: Option<i64>, id: &str) -> Since {
     let md = table.metadata();
     let mut at = md.current_snapshot();
+    let mut another = false;
     while let Some(s) = at {
         if Some(s.snapshot_id()) == since {
-            return false;
+            break;
         }
-        if s.summary()
-            .additional_properties
-            .get("medallion.writer")
-            .is_some_and(|w| w == WRITER)
-        {
-            return true;
+        let props = &s.summary().additional_properties;
+        if props.get(REPLAY_ID).is_some_and(|v| v == id) {
+            return Since::Ours;
         }
+        another |= props.get("medallion.writer").is_some_and(|w| w == WRITER);
         at = s.parent_snapshot_id().and_then(|id| md.snapshot_by_id(id));
     }
-    // `since` is gone from the history (expired): assume the worst and plan again.
-    since.is_some()
+    // `since` gone from the history (expired): assume the worst and plan again.
+    if another || (at.is_none() && since.is_some()) {
+        Since::Another
+    } else {
+        Since::Nothing
+    }
 }
 
 /// Files written for a plan that was not committed: nothing references them.

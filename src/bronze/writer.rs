@@ -119,7 +119,7 @@ impl Committer {
         let letters = dead_letters(&part.batch).map_err(BronzeError::arrow(&part.table))?;
         tokio::task::spawn_blocking(move || topic.publish(&letters))
             .await
-            .map_err(|_| BronzeError::Stopped("DLQ topic producer"))??;
+            .map_err(|_| BronzeError::Stopped("DLQ topic producer"))?;
         Ok(())
     }
 

@@ -91,12 +91,16 @@ impl LakeError {
         }
     }
 
-    /// Worth another attempt within the retry budget: storage and catalog failures, whatever
-    /// their kind (a permission fixed, a bucket back, a network healed); not invalid data.
+    /// Worth another attempt within the retry budget: storage I/O failures (iceberg reports
+    /// them as `Unexpected`, or marks them retryable) and busy catalogs. Not invalid data,
+    /// unsupported features or missing tables, which no wait will mend.
     pub fn is_transient(&self) -> bool {
         match self {
-            LakeError::Iceberg { .. } | LakeError::Storage { .. } => true,
-            LakeError::Catalog(e) => !matches!(e, CatalogError::NotFound(_)),
+            LakeError::Iceberg { source, .. } => {
+                source.retryable() || source.kind() == iceberg::ErrorKind::Unexpected
+            }
+            LakeError::Storage { .. } => true,
+            LakeError::Catalog(e) => e.is_retryable(),
             _ => false,
         }
     }
@@ -150,6 +154,8 @@ impl RetryPolicy {
         RetryPolicy {
             max_backoff: config.max_backoff.0,
             max_elapsed: config.max_elapsed.0,
+            // The time budget decides, for lost races as for failures.
+            max_attempts: u32::MAX,
             ..RetryPolicy::default()
         }
     }
@@ -357,14 +363,15 @@ impl Lake {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let table = self
-                .load(name)
-                .await?
-                .ok_or_else(|| CatalogError::NotFound(name.clone()))?;
-            let Some(change) = plan(&table)? else {
-                return Ok(None);
+            let result = match self.load(name).await {
+                Ok(Some(table)) => match plan(&table)? {
+                    None => return Ok(None),
+                    Some(change) => commit::commit(self, &table, change).await,
+                },
+                Ok(None) => return Err(CatalogError::NotFound(name.clone()).into()),
+                Err(e) => Err(e),
             };
-            match commit::commit(self, &table, change).await {
+            match result {
                 Ok(t) => return Ok(Some(t)),
                 Err(e) if e.is_conflict() || e.is_retryable() || e.is_transient() => {
                     if attempt >= self.retry.max_attempts
@@ -377,7 +384,7 @@ impl Lake {
                             last: Box::new(e),
                         });
                     }
-                    tracing::debug!(table = %name, attempt, error = %e, "commit lost a race, retrying");
+                    tracing::debug!(table = %name, attempt, error = %e, "commit failed, retrying");
                     let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2 + 1);
                     tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
                     backoff = (backoff * 2).min(self.retry.max_backoff);

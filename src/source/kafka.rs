@@ -372,9 +372,11 @@ impl KafkaSource {
             let s = self.ctx().shared.lock().expect("kafka context lock");
             s.outage.clone()?
         };
+        // One topic's metadata, not the whole cluster's (slow on large clusters).
+        let topic = self.topics.first().map(|t| t.to_string());
         if self
             .consumer
-            .fetch_metadata(None, Duration::from_secs(2))
+            .fetch_metadata(topic.as_deref(), Duration::from_secs(5))
             .is_ok()
         {
             self.ctx().shared.lock().expect("kafka context lock").outage = None;

@@ -528,23 +528,25 @@ async fn dead_letters_also_go_to_the_kafka_dlq_topic() {
     .await
     .unwrap();
     let sink = KafkaSink::connect(&config).unwrap();
-    for offset in 0..2 {
+    for offset in 0..3 {
+        // The third is too large for a DLQ topic record: its value is left out there.
+        let pad = if offset == 2 { 600 * 1024 } else { 0 };
         sink.send(&SourceRecord {
             topic: Arc::from("demo.public.broken"),
             partition: 0,
             offset,
             timestamp_ms: Some(1_767_225_600_000),
             key: Some(b"{\"id\":1}".to_vec()),
-            value: Some(format!("{{not json {offset}").into_bytes()),
+            value: Some(format!("{{not json {offset}{}", " ".repeat(pad)).into_bytes()),
             headers: vec![("trace".into(), Some(b"abc".to_vec()))],
         })
         .unwrap();
     }
-    assert_eq!(sink.finish().unwrap(), 2);
+    assert_eq!(sink.finish().unwrap(), 3);
 
     ingest_until_caught_up(&ws, "ingest with a DLQ topic");
     let dlq_rows = ws.count("SELECT count(*) FROM bronze.\"_dlq\"").await;
-    assert_eq!(dlq_rows, 2);
+    assert_eq!(dlq_rows, 3);
 
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &broker.addr)
@@ -556,7 +558,7 @@ async fn dead_letters_also_go_to_the_kafka_dlq_topic() {
     consumer.subscribe(&["medallion.dlq"]).unwrap();
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while got.len() < 2 && Instant::now() < deadline {
+    while got.len() < 3 && Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
             let headers: BTreeMap<String, String> = m
@@ -570,14 +572,22 @@ async fn dead_letters_also_go_to_the_kafka_dlq_topic() {
                         .collect()
                 })
                 .unwrap_or_default();
-            let value = String::from_utf8_lossy(m.payload().unwrap()).into_owned();
+            let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
             got.push((value, headers));
         }
     }
-    got.sort();
-    assert_eq!(got.len(), 2, "both dead letters on the topic: {got:?}");
+    got.sort_by_key(|(_, h)| h["medallion.offset"].clone());
+    assert_eq!(got.len(), 3, "every dead letter on the topic: {got:?}");
     for (i, (value, h)) in got.iter().enumerate() {
-        assert_eq!(value, &format!("{{not json {i}"));
+        if i == 2 {
+            assert_eq!(value, "", "a large value is left out");
+            assert!(
+                h["medallion.value_omitted"].starts_with(&format!("{} bytes", 600 * 1024 + 11)),
+                "{h:?}"
+            );
+        } else {
+            assert_eq!(value, &format!("{{not json {i}"));
+        }
         assert_eq!(h["medallion.error_kind"], "invalid_json", "{h:?}");
         assert_eq!(h["medallion.topic"], "demo.public.broken");
         assert_eq!(h["medallion.partition"], "0");

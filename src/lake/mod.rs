@@ -139,12 +139,12 @@ impl LakeTable {
     }
 }
 
-/// How long and how often a commit retries a lost race.
+/// How long and how often an operation is retried (lost races, storage and catalog failures).
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
-    pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// The budget: no attempt starts after this much time spent retrying.
     pub max_elapsed: Duration,
 }
 
@@ -152,11 +152,9 @@ impl RetryPolicy {
     /// From the `[retry]` section.
     pub fn from_config(config: &crate::config::RetryConfig) -> Self {
         RetryPolicy {
+            initial_backoff: Duration::from_millis(20),
             max_backoff: config.max_backoff.0,
             max_elapsed: config.max_elapsed.0,
-            // The time budget decides, for lost races as for failures.
-            max_attempts: u32::MAX,
-            ..RetryPolicy::default()
         }
     }
 
@@ -166,7 +164,14 @@ impl RetryPolicy {
             policy: *self,
             started: Instant::now(),
             next: self.initial_backoff,
+            failures: 0,
         }
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::from_config(&crate::config::RetryConfig::default())
     }
 }
 
@@ -176,35 +181,44 @@ pub struct Backoff {
     policy: RetryPolicy,
     started: Instant,
     next: Duration,
+    failures: u32,
 }
 
 impl Backoff {
-    /// Waits before the next attempt; `Err(GaveUp)` once the budget is spent.
+    /// After a failed attempt: how long to wait before the next one, or `None` once the budget
+    /// is spent.
+    pub fn next_delay(&mut self) -> Option<Duration> {
+        self.failures += 1;
+        if self.started.elapsed() >= self.policy.max_elapsed {
+            return None;
+        }
+        let jitter = rand::random_range(0..=self.next.as_millis() as u64 / 2 + 1);
+        let delay = self.next + Duration::from_millis(jitter);
+        self.next = (self.next * 2).min(self.policy.max_backoff);
+        Some(delay)
+    }
+
+    /// Failed attempts so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Waits before the next attempt, logging why; `Err(GaveUp)` once the budget is spent.
     pub async fn wait(&mut self, what: &str, error: LakeError) -> Result<()> {
-        let elapsed = self.started.elapsed();
-        if elapsed >= self.policy.max_elapsed {
+        let Some(delay) = self.next_delay() else {
             return Err(LakeError::GaveUp {
                 what: what.to_string(),
-                elapsed,
+                elapsed: self.elapsed(),
                 last: Box::new(error),
             });
-        }
-        tracing::warn!(what, error = %error, retry_in_ms = self.next.as_millis() as u64, "retrying");
-        let jitter = rand::random_range(0..=self.next.as_millis() as u64 / 2 + 1);
-        tokio::time::sleep(self.next + Duration::from_millis(jitter)).await;
-        self.next = (self.next * 2).min(self.policy.max_backoff);
+        };
+        tracing::warn!(what, error = %error, retry_in_ms = delay.as_millis() as u64, "retrying");
+        tokio::time::sleep(delay).await;
         Ok(())
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 20,
-            initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_secs(2),
-            max_elapsed: Duration::from_secs(120),
-        }
     }
 }
 
@@ -358,11 +372,8 @@ impl Lake {
     where
         F: FnMut(&LakeTable) -> Result<Option<Change>>,
     {
-        let started = Instant::now();
-        let mut backoff = self.retry.initial_backoff;
-        let mut attempt = 0;
+        let mut backoff = self.retry.backoff();
         loop {
-            attempt += 1;
             let result = match self.load(name).await {
                 Ok(Some(table)) => match plan(&table)? {
                     None => return Ok(None),
@@ -374,20 +385,16 @@ impl Lake {
             match result {
                 Ok(t) => return Ok(Some(t)),
                 Err(e) if e.is_conflict() || e.is_retryable() || e.is_transient() => {
-                    if attempt >= self.retry.max_attempts
-                        || started.elapsed() >= self.retry.max_elapsed
-                    {
+                    let Some(delay) = backoff.next_delay() else {
                         return Err(LakeError::RetriesExhausted {
                             table: name.clone(),
-                            attempts: attempt,
-                            elapsed: started.elapsed(),
+                            attempts: backoff.failures(),
+                            elapsed: backoff.elapsed(),
                             last: Box::new(e),
                         });
-                    }
-                    tracing::debug!(table = %name, attempt, error = %e, "commit failed, retrying");
-                    let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2 + 1);
-                    tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-                    backoff = (backoff * 2).min(self.retry.max_backoff);
+                    };
+                    tracing::debug!(table = %name, attempt = backoff.failures(), error = %e, "commit failed, retrying");
+                    tokio::time::sleep(delay).await;
                 }
                 Err(e) => return Err(e),
             }

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::metrics::Metrics;
 use crate::query::{self, Format};
+use crate::silver;
 use crate::source::SourceItem;
 use crate::source::file::DumpReader;
 use crate::source::generate::{GenerateOptions, Generator};
@@ -74,6 +75,18 @@ pub enum Command {
     /// with the reason. Interrupt or kill it at any point: the next run resumes from the offsets
     /// in bronze and lands nothing twice.
     Ingest(IngestArgs),
+    /// Bring silver up to date: the current row per primary key, typed, equal to the source.
+    ///
+    /// For each bronze table with change events (or `silver.include`), reads the bronze rows
+    /// committed since the last silver run, decodes them with the Debezium schema (or the
+    /// types in `silver.tables.<table>.columns`), applies them per key in source order
+    /// (PostgreSQL LSN, MySQL binlog position, then Kafka offset) and commits the new rows and
+    /// the position deletes of the old ones in one snapshot with the new bronze watermark.
+    /// Deletes remove the row; a truncate empties the table; replayed or older events change
+    /// nothing. Values with no typed form (`infinity`, a lost TOAST value) are null with a note
+    /// in `_dq_issues`; events that do not fit their columns go to `<table>_quarantine` with
+    /// the reason. Safe to interrupt and re-run at any point.
+    Silver(SilverArgs),
     /// Run the whole pipeline on generated sample data, on the embedded catalog.
     ///
     /// Generates e-commerce change events (users, products, orders), ingests them into bronze,
@@ -163,6 +176,13 @@ pub struct IngestArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SilverArgs {
+    /// Only this table (by its name in bronze and silver).
+    #[arg(long)]
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Records to generate.
     #[arg(long, default_value_t = 20_000)]
@@ -242,6 +262,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             let report = run_ingest(&lake, &config, &a).await?;
             print_report(&report);
             Ok(())
+        }
+        Command::Silver(a) => {
+            let config = Config::load(&cli.config)?;
+            let lake = Lake::open(&config)?;
+            run_silver(&lake, &config, a.table.clone()).await
         }
         Command::Tables(a) => {
             let config = Config::load(&cli.config)?;
@@ -348,6 +373,60 @@ async fn run_ingest(lake: &Lake, config: &Config, a: &IngestArgs) -> Result<Inge
             Ok(kafka::ingest_kafka(lake, config, mode, stop, metrics).await?)
         }
     }
+}
+
+/// Runs silver and prints one line per table; any failed table fails the command (after the
+/// others ran).
+pub async fn run_silver(lake: &Lake, config: &Config, table: Option<String>) -> Result<()> {
+    let options = silver::SilverOptions { table };
+    let (reports, mut errors) = silver::run(lake, config, &options).await?;
+    if reports.is_empty() && errors.is_empty() {
+        println!("silver: no bronze table with change events yet (run `medallion ingest` first)");
+    }
+    for r in &reports {
+        print_silver_report(r);
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0).1.into()),
+        n => {
+            for (t, e) in &errors {
+                eprintln!("silver {t}: {e}");
+            }
+            let retryable = errors.iter().all(|(_, e)| e.is_retryable());
+            Err(Error::Silver(silver::SilverError::Failed {
+                tables: n,
+                retryable,
+            }))
+        }
+    }
+}
+
+fn print_silver_report(r: &silver::TableReport) {
+    if r.up_to_date {
+        println!("{}: up to date", r.table);
+        return;
+    }
+    println!(
+        "{}: {} events from {} bronze rows ({} files) in {:.2}s: {} keys, {} upserts, {} deletes, {} stale (already applied), {} quarantined, {} cells flagged{}{}",
+        r.table,
+        r.events,
+        r.bronze_rows,
+        r.bronze_files,
+        r.elapsed.as_secs_f64(),
+        r.keys,
+        r.upserts,
+        r.deletes,
+        r.stale,
+        r.quarantined,
+        r.flagged,
+        if r.truncated { "; truncated" } else { "" },
+        if r.columns_added.is_empty() {
+            String::new()
+        } else {
+            format!("; columns added: {}", r.columns_added.join(", "))
+        }
+    );
 }
 
 /// Sets `stop` on SIGTERM or Ctrl-C (SIGINT); the ingest loop then commits and exits 0.

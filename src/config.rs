@@ -82,6 +82,8 @@ pub struct Config {
     #[serde(default)]
     pub bronze: BronzeConfig,
     #[serde(default)]
+    pub silver: SilverConfig,
+    #[serde(default)]
     pub retry: RetryConfig,
     /// Where the config file was read from (set by [`Config::load`]). Relative paths in the
     /// file are relative to the working directory, as for every command-line tool.
@@ -375,6 +377,97 @@ pub struct RouteConfig {
     pub keyless: bool,
 }
 
+/// Silver: typed current-state tables, one per bronze table with change events.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilverConfig {
+    /// Only these bronze tables get a silver table (default: every one with change events).
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    /// How decimals arrive in records without a schema: Debezium's `decimal.handling.mode`
+    /// (`precise`: base64 unscaled, `string`, `double`).
+    #[serde(default)]
+    pub decimal_handling: crate::silver::types::DecimalHandling,
+    /// Parquet compression of silver data files.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// Roll data files at about this size.
+    #[serde(default = "default_silver_file_size")]
+    pub target_file_size: ByteSize,
+    /// How long a deleted key's delete position is kept (so a replayed older event cannot bring
+    /// it back); table maintenance drops older ones.
+    #[serde(default = "default_delete_retention")]
+    pub delete_retention: HumanDuration,
+    /// Per-table settings, by silver table name.
+    #[serde(default)]
+    pub tables: BTreeMap<String, SilverTableConfig>,
+}
+
+fn default_silver_file_size() -> ByteSize {
+    ByteSize(128 << 20)
+}
+fn default_delete_retention() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(7 * 24 * 3600))
+}
+
+impl Default for SilverConfig {
+    fn default() -> Self {
+        SilverConfig {
+            include: None,
+            decimal_handling: Default::default(),
+            compression: default_compression(),
+            target_file_size: default_silver_file_size(),
+            delete_retention: default_delete_retention(),
+            tables: BTreeMap::new(),
+        }
+    }
+}
+
+/// One silver table's settings.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SilverTableConfig {
+    /// Overrides `silver.decimal_handling` for this table.
+    #[serde(default)]
+    pub decimal_handling: Option<crate::silver::types::DecimalHandling>,
+    /// Column types and defaults where the records do not carry them: `price = "decimal(10,2)"`
+    /// or `loyalty_points = { type = "int", default = 0 }`.
+    #[serde(default)]
+    pub columns: BTreeMap<String, ColumnConfig>,
+}
+
+/// A column's configured type and/or default.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ColumnConfig {
+    Type(String),
+    Full {
+        #[serde(rename = "type", default)]
+        ty: Option<String>,
+        #[serde(default)]
+        default: Option<toml::Value>,
+    },
+}
+
+impl ColumnConfig {
+    pub fn type_name(&self) -> Option<&str> {
+        match self {
+            ColumnConfig::Type(t) => Some(t),
+            ColumnConfig::Full { ty, .. } => ty.as_deref(),
+        }
+    }
+
+    /// The default as a JSON value, the way Debezium would send it.
+    pub fn default_json(&self) -> Option<serde_json::Value> {
+        match self {
+            ColumnConfig::Full {
+                default: Some(v), ..
+            } => serde_json::to_value(v).ok(),
+            _ => None,
+        }
+    }
+}
+
 impl Config {
     /// Reads, overrides from the environment and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -590,6 +683,32 @@ impl Config {
             }
             if r.table == b.dlq_table {
                 return Err(invalid(format!("{key}.table"), "must not be the DLQ table"));
+            }
+        }
+        let s = &self.silver;
+        crate::bronze::writer::parse_compression(&s.compression)
+            .map_err(|rule| invalid("silver.compression", rule))?;
+        if s.target_file_size.0 < (1 << 20) {
+            return Err(invalid("silver.target_file_size", "must be at least 1MiB"));
+        }
+        for name in s.include.iter().flatten() {
+            check_identifier("silver.include", name)?;
+        }
+        for (table, t) in &s.tables {
+            check_identifier(&format!("silver.tables.{table}"), table)?;
+            for (col, c) in &t.columns {
+                let key = format!("silver.tables.{table}.columns.{col}");
+                if let ColumnConfig::Full {
+                    ty: None,
+                    default: None,
+                } = c
+                {
+                    return Err(invalid(key, "give a type, a default, or both"));
+                }
+                if let Some(ty) = c.type_name() {
+                    crate::silver::types::ConfiguredType::parse(ty)
+                        .map_err(|rule| invalid(format!("{key}.type"), rule))?;
+                }
             }
         }
         Ok(())

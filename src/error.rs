@@ -26,6 +26,8 @@ pub enum Error {
     Query(#[from] QueryError),
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Silver(#[from] crate::silver::SilverError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -56,6 +58,7 @@ impl Error {
             Error::Bronze(e) => e.is_retryable(),
             Error::Source(e) => e.is_retryable(),
             Error::Replay(e) => e.is_retryable(),
+            Error::Silver(e) => e.is_retryable(),
             _ => false,
         }
     }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod lake;
 pub mod metrics;
 pub mod query;
+pub mod silver;
 pub mod source;
 pub mod units;
 

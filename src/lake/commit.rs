@@ -1,26 +1,41 @@
 //! One commit: manifests → manifest list → snapshot → metadata file → catalog pointer swap.
 //!
 //! Built only on the `iceberg` crate's public writers (see `shared/notes/iceberg-commits.md`).
-//! A [`Change`] says what to add; manifests of the parent snapshot are carried over unchanged.
-//! The snapshot summary gets the crate's `added-*` metrics, our own `total-*` running totals
-//! (the crate computes those in a private function) and the `medallion.` properties.
+//! A [`Change`] says what to add (data files, position-delete files), what to remove (live
+//! files, by path) and optionally a new current schema and table properties. Manifests of the
+//! parent snapshot that hold none of the removed files are carried over unchanged; the others
+//! are rewritten with the removed entries marked DELETED and the rest EXISTING. So one snapshot
+//! can be a fast append, a merge-on-read row delta (new rows plus position deletes of the old
+//! ones) or a copy-on-write overwrite (files replaced). The snapshot summary gets the crate's
+//! `added-*`/`removed-*` metrics, our own `total-*` running totals (the crate computes those in
+//! a private function) and the `medallion.` properties.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use iceberg::MetadataLocation;
 use iceberg::spec::{
-    DataFile, FormatVersion, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot,
+    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile,
+    ManifestListWriter, ManifestStatus, ManifestWriterBuilder, Operation, Schema, Snapshot,
     SnapshotSummaryCollector, Summary,
 };
 use std::str::FromStr;
 
 use super::{Lake, LakeError, LakeTable, Result, SUMMARY_PREFIX};
 
-/// What one snapshot adds to a table.
+/// What one snapshot changes in a table.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub operation: Operation,
     pub added_data_files: Vec<DataFile>,
+    /// Position-delete files (format v2) to add.
+    pub added_delete_files: Vec<DataFile>,
+    /// Paths of live data or delete files to remove. Every one must still be live in the table
+    /// as loaded, or the commit fails as stale (and the caller re-plans).
+    pub removed_files: HashSet<String>,
+    /// A new current schema (columns added or widened), with ids the table has not used.
+    pub schema: Option<Schema>,
+    /// Table properties to set.
+    pub properties: HashMap<String, String>,
     /// Snapshot summary properties to set (our `medallion.` keys); other `medallion.` keys are
     /// carried over from the parent snapshot.
     pub summary: BTreeMap<String, String>,
@@ -32,8 +47,51 @@ impl Change {
         Change {
             operation: Operation::Append,
             added_data_files,
+            added_delete_files: Vec::new(),
+            removed_files: HashSet::new(),
+            schema: None,
+            properties: HashMap::new(),
             summary,
         }
+    }
+
+    /// Any mix of added data files, added delete files and removed files. The operation is
+    /// derived as Java derives it: `append` if only data is added, `delete` if only deletes,
+    /// `overwrite` otherwise.
+    pub fn rewrite(
+        added_data_files: Vec<DataFile>,
+        added_delete_files: Vec<DataFile>,
+        removed_files: HashSet<String>,
+        summary: BTreeMap<String, String>,
+    ) -> Self {
+        let operation = match (
+            added_data_files.is_empty(),
+            added_delete_files.is_empty(),
+            removed_files.is_empty(),
+        ) {
+            (_, true, true) => Operation::Append,
+            (true, false, true) => Operation::Delete,
+            _ => Operation::Overwrite,
+        };
+        Change {
+            operation,
+            added_data_files,
+            added_delete_files,
+            removed_files,
+            schema: None,
+            properties: HashMap::new(),
+            summary,
+        }
+    }
+
+    pub fn with_schema(mut self, schema: Option<Schema>) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    pub fn with_properties(mut self, properties: HashMap<String, String>) -> Self {
+        self.properties = properties;
+        self
     }
 }
 
@@ -81,10 +139,13 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
     let snapshot_id = new_snapshot_id(md);
     let parent = md.current_snapshot();
     let sequence_number = md.next_sequence_number();
-    let schema = md.current_schema().clone();
+    let schema = match &change.schema {
+        Some(s) => std::sync::Arc::new(with_schema_id(md, s.clone())?),
+        None => md.current_schema().clone(),
+    };
     let spec = md.default_partition_spec().clone();
 
-    let mut manifests = Vec::new();
+    let mut manifests: Vec<ManifestFile> = Vec::new();
     if let Some(parent) = parent {
         let list = table
             .table
@@ -96,23 +157,121 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
     }
 
     let mut collector = SnapshotSummaryCollector::default();
-    if !change.added_data_files.is_empty() {
-        let path = format!("{location}/metadata/{commit_id}-m0.avro");
+    if !change.removed_files.is_empty() {
+        let mut found = HashSet::new();
+        let mut kept = Vec::with_capacity(manifests.len());
+        for (i, manifest) in manifests.into_iter().enumerate() {
+            let loaded = manifest
+                .load_manifest(file_io)
+                .await
+                .map_err(LakeError::iceberg(
+                    name,
+                    format!("read {}", manifest.manifest_path),
+                ))?;
+            let hit = loaded
+                .entries()
+                .iter()
+                .any(|e| e.is_alive() && change.removed_files.contains(e.file_path()));
+            if !hit {
+                kept.push(manifest);
+                continue;
+            }
+            let path = format!("{location}/metadata/{commit_id}-r{i}.avro");
+            let output = file_io
+                .new_output(&path)
+                .map_err(LakeError::iceberg(name, format!("create {path}")))?;
+            let builder = ManifestWriterBuilder::new(
+                output,
+                Some(snapshot_id),
+                schema.clone(),
+                spec.as_ref().clone(),
+            );
+            let mut writer = match manifest.content {
+                ManifestContentType::Data => builder.build_v2_data(),
+                ManifestContentType::Deletes => builder.build_v2_deletes(),
+            };
+            let ice = |what: &str| LakeError::iceberg(name, format!("{what} in {path}"));
+            for e in loaded.entries() {
+                if e.status() == ManifestStatus::Deleted {
+                    continue;
+                }
+                let seq = e.sequence_number().unwrap_or(0);
+                let file_seq = e.file_sequence_number.or(Some(seq));
+                if change.removed_files.contains(e.file_path()) {
+                    found.insert(e.file_path().to_string());
+                    collector.remove_file(e.data_file(), schema.clone(), spec.clone());
+                    writer
+                        .add_delete_file(e.data_file().clone(), seq, file_seq)
+                        .map_err(ice("mark a removed file"))?;
+                } else {
+                    writer
+                        .add_existing_file(
+                            e.data_file().clone(),
+                            e.snapshot_id().unwrap_or(snapshot_id),
+                            seq,
+                            file_seq,
+                        )
+                        .map_err(ice("carry a file"))?;
+                }
+            }
+            kept.push(
+                writer
+                    .write_manifest_file()
+                    .await
+                    .map_err(LakeError::iceberg(name, format!("write {path}")))?,
+            );
+        }
+        if let Some(missing) = change.removed_files.iter().find(|p| !found.contains(*p)) {
+            return Err(LakeError::Stale {
+                table: name.to_string(),
+                message: format!("{missing} is no longer live; another writer changed the table"),
+            });
+        }
+        manifests = kept;
+    }
+
+    for (files, deletes) in [
+        (&change.added_delete_files, true),
+        (&change.added_data_files, false),
+    ] {
+        if files.is_empty() {
+            continue;
+        }
+        let path = format!(
+            "{location}/metadata/{commit_id}-{}.avro",
+            if deletes { "d0" } else { "m0" }
+        );
         let output = file_io
             .new_output(&path)
             .map_err(LakeError::iceberg(name, format!("create {path}")))?;
-        let mut writer = ManifestWriterBuilder::new(
+        let builder = ManifestWriterBuilder::new(
             output,
             Some(snapshot_id),
             schema.clone(),
             spec.as_ref().clone(),
-        )
-        .build_v2_data();
-        for f in &change.added_data_files {
+        );
+        let mut writer = if deletes {
+            builder.build_v2_deletes()
+        } else {
+            builder.build_v2_data()
+        };
+        for f in files {
+            let is_delete = f.content_type() != DataContentType::Data;
+            if is_delete != deletes {
+                return Err(LakeError::Invalid {
+                    table: name.to_string(),
+                    message: format!(
+                        "{} has content {:?} but was given as a {} file",
+                        f.file_path(),
+                        f.content_type(),
+                        if deletes { "delete" } else { "data" }
+                    ),
+                });
+            }
             collector.add_file(f, schema.clone(), spec.clone());
             writer
                 .add_file(f.clone(), sequence_number)
-                .map_err(LakeError::iceberg(name, "add a data file to the manifest"))?;
+                .map_err(LakeError::iceberg(name, "add a file to the manifest"))?;
         }
         let manifest = writer
             .write_manifest_file()
@@ -158,12 +317,23 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
         )
         .with_manifest_list(list_path)
         .with_summary(summary)
-        .with_schema_id(md.current_schema_id())
+        .with_schema_id(schema.schema_id())
         .build();
 
-    let new_md = md
+    let mut builder = md
         .clone()
-        .into_builder(Some(table.pointer.metadata_location.clone()))
+        .into_builder(Some(table.pointer.metadata_location.clone()));
+    if change.schema.is_some() {
+        builder = builder
+            .add_current_schema(schema.as_ref().clone())
+            .map_err(LakeError::iceberg(name, "add the new schema"))?;
+    }
+    if !change.properties.is_empty() {
+        builder = builder
+            .set_properties(change.properties)
+            .map_err(LakeError::iceberg(name, "set table properties"))?;
+    }
+    let new_md = builder
         .set_branch_snapshot(snapshot, "main")
         .and_then(|b| b.build())
         .map_err(LakeError::iceberg(name, "build the new metadata"))?
@@ -189,6 +359,26 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
         },
         new_md,
     )
+}
+
+/// The schema with the id the metadata builder will give it: an equal schema's id, else the
+/// next free one.
+fn with_schema_id(md: &iceberg::spec::TableMetadata, schema: Schema) -> Result<Schema> {
+    let id = match md
+        .schemas_iter()
+        .find(|s| s.as_struct() == schema.as_struct())
+    {
+        Some(same) => same.schema_id(),
+        None => md.schemas_iter().map(|s| s.schema_id()).max().unwrap_or(-1) + 1,
+    };
+    schema
+        .into_builder()
+        .with_schema_id(id)
+        .build()
+        .map_err(|e| LakeError::Invalid {
+            table: String::new(),
+            message: format!("the new schema is invalid: {e}"),
+        })
 }
 
 fn new_snapshot_id(md: &iceberg::spec::TableMetadata) -> i64 {

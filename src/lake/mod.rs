@@ -63,6 +63,9 @@ pub enum LakeError {
     },
     #[error("{table}: {message}")]
     Invalid { table: String, message: String },
+    /// The plan no longer fits the table (a file it replaces was removed meanwhile): re-plan.
+    #[error("{table}: stale commit: {message}")]
+    Stale { table: String, message: String },
     #[error("warehouse {location}: {message}")]
     Storage { location: String, message: String },
 }
@@ -106,7 +109,10 @@ impl LakeError {
     }
 
     fn is_conflict(&self) -> bool {
-        matches!(self, LakeError::Catalog(CatalogError::Conflict { .. }))
+        matches!(
+            self,
+            LakeError::Catalog(CatalogError::Conflict { .. }) | LakeError::Stale { .. }
+        )
     }
 }
 

@@ -1,0 +1,465 @@
+//! From the events of a run to one outcome per key: the row it now has (or that it was
+//! deleted), decoded to typed cells.
+//!
+//! Events are applied per key in source order ([`Order`]); events before a truncate are gone.
+//! A TOAST placeholder keeps the value the key had before: from an earlier event of the same
+//! run, else from the row already in silver (filled in by the state scan), else it is lost
+//! (null plus a data-quality flag). A field absent from an image (written before an
+//! `ALTER TABLE … ADD COLUMN`) gets the column's default. A value that does not fit its column
+//! sends the event to quarantine; the key keeps its previous state.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::changes::{Changes, Event, KeyEvents, Order};
+use super::columns::{ColumnError, Columns, Evolution, object_fields};
+use super::decode::{Cell, Issue, TOAST_PLACEHOLDER, decode};
+use super::types::{ConnectSchema, DecimalHandling};
+use crate::config::SilverTableConfig;
+use crate::source::debezium::Op;
+
+/// A parsed `after` image, or why it could not be parsed.
+type Image<'a> = Result<Vec<(Cow<'a, str>, &'a RawValue)>, String>;
+
+/// A data-quality note on one cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DqIssue {
+    pub column: String,
+    pub reason: String,
+    pub raw: Option<String>,
+}
+
+/// The state a key ends the run in.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub key_text: Arc<str>,
+    /// Typed key values, in the key's column order.
+    pub key: Vec<Cell>,
+    /// The last event applied: its position and op go in the row.
+    pub event: Event,
+    /// `None`: the key was deleted (a tombstone row records the delete position).
+    pub row: Option<NewRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRow {
+    /// One per column; `None`: a TOAST placeholder whose value is the existing silver row's.
+    pub cells: Vec<Option<Cell>>,
+    pub issues: Vec<DqIssue>,
+}
+
+impl NewRow {
+    pub fn pending(&self) -> impl Iterator<Item = usize> + '_ {
+        self.cells
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_none())
+            .map(|(i, _)| i)
+    }
+}
+
+/// An event held back, with the reason.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub key_text: Arc<str>,
+    pub event: Event,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub outcomes: Vec<Outcome>,
+    pub quarantined: Vec<Quarantined>,
+    pub evolution: Evolution,
+    /// Events dropped because a truncate later in the run removed them.
+    pub truncated: u64,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    schema: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow, default)]
+    after: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct StructSchema {
+    #[serde(default)]
+    fields: Vec<ConnectSchema>,
+}
+
+/// The `after` image of a value, as ordered fields.
+fn after_image(value: &str, has_schema: bool) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
+    let payload = if has_schema {
+        let env: Envelope = serde_json::from_str(value).map_err(|e| format!("value: {e}"))?;
+        env.payload.map(|p| p.get()).unwrap_or("null")
+    } else {
+        value
+    };
+    let p: Payload = serde_json::from_str(payload).map_err(|e| format!("payload: {e}"))?;
+    match p.after {
+        Some(a) if a.get() != "null" => object_fields(a.get()),
+        _ => Err("a change without an `after` image".into()),
+    }
+}
+
+/// The `after` fields of a value schema.
+pub fn after_fields(value: &str) -> Result<Vec<ConnectSchema>, String> {
+    let env: Envelope = serde_json::from_str(value).map_err(|e| format!("value: {e}"))?;
+    let Some(schema) = env.schema else {
+        return Ok(Vec::new());
+    };
+    let s: StructSchema =
+        serde_json::from_str(schema.get()).map_err(|e| format!("value schema: {e}"))?;
+    for f in s.fields {
+        if f.field.as_deref() == Some("after") {
+            return Ok(f.fields.unwrap_or_default());
+        }
+    }
+    Err("the value schema has no `after` field".into())
+}
+
+/// The key's field names, in order: from the key schema, or the payload.
+fn key_names(key_text: &str, payload: &str) -> Result<Vec<String>, String> {
+    if key_text.starts_with("{\"schema\"") {
+        let env: Envelope = serde_json::from_str(key_text).map_err(|e| format!("key: {e}"))?;
+        if let Some(s) = env.schema {
+            let s: StructSchema =
+                serde_json::from_str(s.get()).map_err(|e| format!("key schema: {e}"))?;
+            let names: Vec<String> = s.fields.into_iter().filter_map(|f| f.field).collect();
+            if !names.is_empty() {
+                return Ok(names);
+            }
+        }
+    }
+    Ok(object_fields(payload)?
+        .into_iter()
+        .map(|(k, _)| k.into_owned())
+        .collect())
+}
+
+/// Decides every key's outcome. `columns` grows with the run's schema.
+pub fn plan(
+    changes: &Changes,
+    columns: &mut Columns,
+    config: Option<&SilverTableConfig>,
+    decimals: DecimalHandling,
+    has_rows: bool,
+) -> Result<Plan, MergeError> {
+    let mut plan = Plan::default();
+    let truncate = changes.truncate;
+    let live = |e: &Event| truncate.is_none_or(|t| e.order > t);
+
+    // 1. Columns from the newest value schema.
+    if let Some((_, value)) = &changes.newest_schema {
+        let fields = after_fields(value).map_err(MergeError::Schema)?;
+        columns
+            .apply_schema(&fields, config, decimals, has_rows, &mut plan.evolution)
+            .map_err(MergeError::Columns)?;
+    }
+
+    // 2. Row images, parsed once. Keys newest first, so schema-less columns are learned in the
+    //    order of the newest image.
+    let mut keys: Vec<(&str, &KeyEvents)> =
+        changes.keys.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+    keys.sort_by_key(|k| std::cmp::Reverse(k.1.latest().order));
+    let mut images: Vec<Vec<Option<Image>>> = Vec::with_capacity(keys.len());
+    for (_, k) in &keys {
+        let mut per = Vec::with_capacity(k.events.len());
+        for e in &k.events {
+            per.push(match (&e.value, e.op) {
+                (Some(v), Op::Create | Op::Read | Op::Update) if live(e) => {
+                    Some(after_image(v, e.has_schema))
+                }
+                _ => None,
+            });
+        }
+        images.push(per);
+    }
+    if changes.newest_schema.is_none() {
+        learn(
+            columns,
+            &images,
+            config,
+            decimals,
+            has_rows,
+            &mut plan.evolution,
+        )?;
+    }
+
+    // 3. The key columns.
+    if let Some((payload, k)) = keys.first() {
+        let names = key_names(&k.key, payload).map_err(MergeError::Schema)?;
+        for n in &names {
+            if columns.index(n).is_none() {
+                // Seen only in keys (deletes): learn it from a key value.
+                let fields = object_fields(payload).map_err(MergeError::Schema)?;
+                if let Some((_, raw)) = fields.iter().find(|(f, _)| f == n) {
+                    let image = [(Cow::Borrowed(n.as_str()), *raw)];
+                    columns
+                        .learn(&image, config, decimals, has_rows, &mut plan.evolution)
+                        .map_err(MergeError::Columns)?;
+                }
+            }
+        }
+        columns.set_key(&names).map_err(MergeError::Columns)?;
+    }
+    let key_idx = columns.key_indices();
+
+    // 4. Decode and apply each key's events.
+    for ((payload, k), imgs) in keys.iter().zip(images) {
+        let key = match decode_key(payload, columns, &key_idx) {
+            Ok(key) => key,
+            Err(reason) => {
+                plan.quarantined.push(Quarantined {
+                    key_text: k.key.clone(),
+                    event: k.latest().clone(),
+                    reason,
+                });
+                continue;
+            }
+        };
+        // The state before the run's first event is the existing row (unknown here).
+        enum State {
+            Unknown,
+            Deleted,
+            Live(NewRow),
+        }
+        let mut state = State::Unknown;
+        let mut last: Option<&Event> = None;
+        for (e, img) in k.events.iter().zip(imgs) {
+            if !live(e) {
+                plan.truncated += 1;
+                continue;
+            }
+            match e.op {
+                Op::Delete => {
+                    state = State::Deleted;
+                    last = Some(e);
+                }
+                Op::Truncate => unreachable!("truncates are not key events"),
+                Op::Create | Op::Read | Op::Update => {
+                    let image = match img {
+                        Some(Ok(image)) => image,
+                        Some(Err(reason)) => {
+                            plan.quarantined.push(Quarantined {
+                                key_text: k.key.clone(),
+                                event: e.clone(),
+                                reason,
+                            });
+                            continue;
+                        }
+                        None => {
+                            plan.quarantined.push(Quarantined {
+                                key_text: k.key.clone(),
+                                event: e.clone(),
+                                reason: "a change without a value".into(),
+                            });
+                            continue;
+                        }
+                    };
+                    let prev = match &state {
+                        State::Live(r) => Some(r),
+                        _ => None,
+                    };
+                    match decode_row(&image, columns, prev, matches!(state, State::Deleted)) {
+                        Ok(row) => {
+                            state = State::Live(row);
+                            last = Some(e);
+                        }
+                        Err(reason) => plan.quarantined.push(Quarantined {
+                            key_text: k.key.clone(),
+                            event: e.clone(),
+                            reason,
+                        }),
+                    }
+                }
+            }
+        }
+        let Some(event) = last else { continue };
+        plan.outcomes.push(Outcome {
+            key_text: k.key.clone(),
+            key,
+            event: event.clone(),
+            row: match state {
+                State::Live(r) => Some(r),
+                State::Deleted => None,
+                State::Unknown => unreachable!("an applied event sets the state"),
+            },
+        });
+    }
+    Ok(plan)
+}
+
+/// Learns schema-less columns: names in the order of the newest image, types from the first
+/// non-null value of each, newest first.
+fn learn(
+    columns: &mut Columns,
+    images: &[Vec<Option<Image<'_>>>],
+    config: Option<&SilverTableConfig>,
+    decimals: DecimalHandling,
+    has_rows: bool,
+    evolution: &mut Evolution,
+) -> Result<(), MergeError> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut firsts: HashMap<&str, &RawValue> = HashMap::new();
+    for per in images {
+        for img in per.iter().rev().flatten().flatten() {
+            for (n, raw) in img {
+                if !firsts.contains_key(n.as_ref()) && !names.contains(&n.as_ref()) {
+                    names.push(n.as_ref());
+                }
+                let weak = |r: &RawValue| r.get() == "[]";
+                if raw.get() != "null"
+                    && raw.get() != format!("\"{TOAST_PLACEHOLDER}\"")
+                    && firsts.get(n.as_ref()).is_none_or(|f| weak(f) && !weak(raw))
+                {
+                    // An empty list says less about its type than a non-empty one.
+                    firsts.insert(n.as_ref(), raw);
+                }
+            }
+        }
+    }
+    for n in names {
+        if columns.index(n).is_some() {
+            continue;
+        }
+        let configured =
+            config.is_some_and(|c| c.columns.get(n).and_then(|c| c.type_name()).is_some());
+        let raw = match firsts.get(n) {
+            Some(r) => *r,
+            None if configured => {
+                let null: &RawValue = serde_json::from_str("null").expect("static");
+                null
+            }
+            None => continue,
+        };
+        let image = [(Cow::Borrowed(n), raw)];
+        columns
+            .learn(&image, config, decimals, has_rows, evolution)
+            .map_err(MergeError::Columns)?;
+    }
+    Ok(())
+}
+
+fn decode_key(payload: &str, columns: &Columns, key_idx: &[usize]) -> Result<Vec<Cell>, String> {
+    let fields = object_fields(payload).map_err(|e| format!("key: {e}"))?;
+    let mut out = Vec::with_capacity(key_idx.len());
+    for &i in key_idx {
+        let c = &columns.columns[i];
+        let raw = fields
+            .iter()
+            .find(|(n, _)| n == &c.name)
+            .map(|(_, r)| *r)
+            .ok_or_else(|| format!("key has no field {}", c.name))?;
+        match decode(raw, &c.logical, &c.stored) {
+            Ok(Cell::Null) => return Err(format!("key column {} is null", c.name)),
+            Ok(cell) => out.push(cell),
+            Err(Issue::Misfit(r)) | Err(Issue::Unrepresentable(r)) => {
+                return Err(format!("key column {}: {r}", c.name));
+            }
+            Err(Issue::Placeholder) => {
+                return Err(format!("key column {} is a TOAST placeholder", c.name));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes one image into a row. `prev`: the key's row earlier in this run; `after_delete`: the
+/// key was deleted earlier in this run (a placeholder then has no value to keep).
+fn decode_row(
+    image: &[(Cow<'_, str>, &RawValue)],
+    columns: &Columns,
+    prev: Option<&NewRow>,
+    after_delete: bool,
+) -> Result<NewRow, String> {
+    let mut cells = Vec::with_capacity(columns.columns.len());
+    let mut issues = Vec::new();
+    let mut hint = 0;
+    for (ci, c) in columns.columns.iter().enumerate() {
+        // Images usually list fields in column order: look there first.
+        let raw = if image.get(hint).is_some_and(|(n, _)| n == &c.name) {
+            hint += 1;
+            Some(image[hint - 1].1)
+        } else {
+            image.iter().position(|(n, _)| n == &c.name).map(|p| {
+                hint = p + 1;
+                image[p].1
+            })
+        };
+        let decoded = match raw {
+            Some(raw) => decode(raw, &c.logical, &c.stored).map_err(|i| (i, raw.get())),
+            None => match &c.default {
+                Some(d) if !d.is_null() => {
+                    let text = d.to_string();
+                    let raw: Box<RawValue> =
+                        RawValue::from_string(text.clone()).map_err(|e| e.to_string())?;
+                    decode(&raw, &c.logical, &c.stored)
+                        .map_err(|_| {
+                            format!(
+                                "column {}: the default {text} does not fit {}",
+                                c.name, c.stored
+                            )
+                        })
+                        .map_err(|r| (Issue::Misfit(r), ""))
+                }
+                _ => Ok(Cell::Null),
+            },
+        };
+        match decoded {
+            Ok(cell) => cells.push(Some(cell)),
+            Err((Issue::Placeholder, raw)) => match prev {
+                Some(p) => {
+                    cells.push(p.cells[ci].clone());
+                    issues.extend(p.issues.iter().filter(|i| i.column == c.name).cloned());
+                }
+                None if after_delete => {
+                    cells.push(Some(Cell::Null));
+                    issues.push(DqIssue {
+                        column: c.name.clone(),
+                        reason: "TOAST value not in the records".into(),
+                        raw: Some(raw.to_string()),
+                    });
+                }
+                None => cells.push(None),
+            },
+            Err((Issue::Unrepresentable(reason), raw)) => {
+                cells.push(Some(Cell::Null));
+                issues.push(DqIssue {
+                    column: c.name.clone(),
+                    reason,
+                    raw: Some(raw.to_string()),
+                });
+            }
+            Err((Issue::Misfit(reason), _)) => {
+                return Err(format!("column {} ({}): {reason}", c.name, c.stored));
+            }
+        }
+    }
+    Ok(NewRow { cells, issues })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("{0}")]
+    Schema(String),
+    #[error(transparent)]
+    Columns(#[from] ColumnError),
+}
+
+/// Orders are compared on these; exposed for the state scan.
+pub fn newer(a: Order, b: Option<Order>) -> bool {
+    b.is_none_or(|b| a > b)
+}

@@ -1,0 +1,710 @@
+//! Silver: per source table, the current row per primary key, typed, equal to the source table.
+//!
+//! A run, per table: read the bronze rows committed since the watermark the last silver commit
+//! recorded ([`changes`]), keep per key the events that matter in source order, decode them
+//! ([`decode`], [`types`], [`columns`]) and decide each key's new state ([`merge`]), look up
+//! what silver holds for those keys ([`state`]), then write the new rows and the position
+//! deletes of the rows they replace ([`write`]) and commit them with the new watermark in one
+//! snapshot. A run with nothing new commits nothing; a run after a crash redoes the run that
+//! did not commit, and stale events (already applied) change nothing, so it gives what a clean
+//! run gives. Events that cannot be decoded go to `<table>_quarantine` with the reason.
+
+pub mod changes;
+pub mod columns;
+pub mod decode;
+pub mod merge;
+pub mod state;
+pub mod types;
+pub mod write;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use iceberg::spec::{NestedField, PrimitiveType, Schema, Type, UnboundPartitionSpec};
+use parquet::file::properties::WriterProperties;
+
+use crate::catalog::TableName;
+use crate::config::Config;
+use crate::lake::{Change, Lake, LakeError, LakeTable};
+
+use changes::{Changes, Order};
+use columns::{ColumnError, Columns, SourceKind};
+use decode::Cell;
+use merge::{DqIssue, MergeError};
+use write::OutRow;
+
+/// Snapshot summary key: the bronze data sequence number (and snapshot) a silver table has
+/// applied up to.
+pub const BRONZE_WATERMARK: &str = "medallion.bronze";
+/// Snapshot summary key: events at or before this order were removed by a truncate.
+pub const TRUNCATED_BEFORE: &str = "medallion.truncated_before";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SilverError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("{table}: cannot read {file}: {source}")]
+    Parquet {
+        table: String,
+        file: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{table}: {file}: {message}")]
+    Bronze {
+        table: String,
+        file: String,
+        message: String,
+    },
+    #[error("{table}: {source}")]
+    Arrow {
+        table: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+    #[error("silver table {table}: {source}")]
+    Columns {
+        table: String,
+        #[source]
+        source: ColumnError,
+    },
+    #[error("silver table {table}: {source}")]
+    Merge {
+        table: String,
+        #[source]
+        source: MergeError,
+    },
+    #[error("silver table {table}: {message}")]
+    Unsupported { table: String, message: String },
+    #[error(
+        "silver table {table}: another writer kept committing while this run planned ({attempts} attempts); is a second `silver` running on it?"
+    )]
+    Raced { table: String, attempts: u32 },
+    #[error("no bronze table {0}: run `medallion ingest` first, or check the name")]
+    NoBronze(String),
+    #[error("silver failed for {tables} tables (each error is printed above)")]
+    Failed { tables: usize, retryable: bool },
+}
+
+impl SilverError {
+    pub(crate) fn parquet(table: &str, file: &str, source: parquet::errors::ParquetError) -> Self {
+        SilverError::Parquet {
+            table: table.to_string(),
+            file: file.to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn arrow(table: &str, source: arrow::error::ArrowError) -> Self {
+        SilverError::Arrow {
+            table: table.to_string(),
+            source,
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SilverError::Lake(e) => e.is_retryable() || e.is_transient(),
+            SilverError::Raced { .. } => true,
+            SilverError::Failed { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+}
+
+/// What a run did to one table.
+#[derive(Debug, Default, Clone)]
+pub struct TableReport {
+    pub table: String,
+    /// Nothing new in bronze.
+    pub up_to_date: bool,
+    pub bronze_files: usize,
+    pub bronze_rows: u64,
+    pub events: u64,
+    pub keys: u64,
+    pub upserts: u64,
+    pub deletes: u64,
+    /// Events at or before what silver already had (replays, out of order).
+    pub stale: u64,
+    pub quarantined: u64,
+    /// Cells stored as null with a data-quality flag.
+    pub flagged: u64,
+    pub truncated: bool,
+    pub rewritten: bool,
+    pub columns_added: Vec<String>,
+    pub rows_scanned: u64,
+    pub live_rows: u64,
+    pub elapsed: Duration,
+}
+
+/// Options of a silver run.
+#[derive(Debug, Default, Clone)]
+pub struct SilverOptions {
+    /// Only this silver table.
+    pub table: Option<String>,
+}
+
+/// Runs silver for every configured table (or one). Tables fail independently: the reports of
+/// those that worked come back with the errors of those that did not.
+pub async fn run(
+    lake: &Lake,
+    config: &Config,
+    options: &SilverOptions,
+) -> Result<(Vec<TableReport>, Vec<(String, SilverError)>), SilverError> {
+    let bronze_ns = &config.namespaces.bronze;
+    let mut tables = lake
+        .catalog()
+        .list_tables(bronze_ns)
+        .await
+        .map_err(LakeError::from)?;
+    tables.retain(|t| t != &config.bronze.dlq_table);
+    if let Some(include) = &config.silver.include {
+        tables.retain(|t| include.contains(t));
+    }
+    if let Some(only) = &options.table {
+        if !tables.contains(only) {
+            return Err(SilverError::NoBronze(format!("{bronze_ns}.{only}")));
+        }
+        tables.retain(|t| t == only);
+    }
+    tables.sort();
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for t in tables {
+        match run_table(lake, config, &t).await {
+            Ok(Some(r)) => reports.push(r),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(table = %t, error = %e, "silver run failed");
+                errors.push((t, e));
+            }
+        }
+    }
+    Ok((reports, errors))
+}
+
+/// Runs one table, restarting the whole run if another writer commits meanwhile.
+pub async fn run_table(
+    lake: &Lake,
+    config: &Config,
+    table: &str,
+) -> Result<Option<TableReport>, SilverError> {
+    let mut backoff = lake.retry.backoff();
+    loop {
+        match run_once(lake, config, table).await {
+            Err(SilverError::Raced { .. }) | Err(SilverError::Lake(LakeError::Stale { .. })) => {
+                if backoff.next_delay().is_none() {
+                    return Err(SilverError::Raced {
+                        table: table.to_string(),
+                        attempts: backoff.failures(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn writer_props(config: &Config) -> WriterProperties {
+    let compression =
+        crate::bronze::writer::parse_compression(&config.silver.compression).expect("validated");
+    WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build()
+}
+
+/// The watermark recorded in a silver table.
+fn watermark(t: &LakeTable) -> i64 {
+    t.summary_property(BRONZE_WATERMARK)
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|v| v["sequence_number"].as_i64())
+        .unwrap_or(0)
+}
+
+async fn run_once(
+    lake: &Lake,
+    config: &Config,
+    table: &str,
+) -> Result<Option<TableReport>, SilverError> {
+    let started = Instant::now();
+    let bronze_name = TableName::new(config.namespaces.bronze.clone(), table);
+    let silver_name = TableName::new(config.namespaces.silver.clone(), table);
+    let name = silver_name.to_string();
+    let bronze = lake
+        .load(&bronze_name)
+        .await?
+        .ok_or_else(|| SilverError::NoBronze(bronze_name.to_string()))?;
+    let silver = lake.load(&silver_name).await?;
+    let after = silver.as_ref().map(watermark).unwrap_or(0);
+    let mut report = TableReport {
+        table: name.clone(),
+        ..Default::default()
+    };
+    let files = changes::new_files(&bronze, after).await?;
+    if files.is_empty() {
+        if silver.is_none() {
+            return Ok(None);
+        }
+        report.up_to_date = true;
+        report.elapsed = started.elapsed();
+        return Ok(Some(report));
+    }
+    let changes = changes::read(&bronze, &files).await?;
+    report.bronze_files = files.len();
+    report.bronze_rows = changes.rows_read;
+    report.events = changes.events;
+    report.keys = changes.keys.len() as u64;
+    if changes.keys.is_empty() && changes.truncate.is_none() && silver.is_none() {
+        // Only records silver does not keep (schema changes, heartbeats): no table.
+        return Ok(None);
+    }
+
+    let table_cfg = config.silver.tables.get(table);
+    let decimals = table_cfg
+        .and_then(|t| t.decimal_handling)
+        .unwrap_or(config.silver.decimal_handling);
+    // A table created by a run that then failed has no snapshot: plan it afresh.
+    let fresh = silver
+        .as_ref()
+        .is_none_or(|t| t.current_snapshot().is_none());
+    let mut columns = match &silver {
+        Some(t) if fresh => {
+            let mut c = Columns::new(SourceKind::from_connector(changes.connector.as_deref()));
+            c.last_id = t.metadata().last_column_id();
+            c
+        }
+        Some(t) => Columns::from_table(
+            t.metadata().current_schema(),
+            t.metadata().properties(),
+            t.metadata().last_column_id(),
+        )
+        .map_err(|source| SilverError::Columns {
+            table: name.clone(),
+            source,
+        })?,
+        None => Columns::new(SourceKind::from_connector(changes.connector.as_deref())),
+    };
+    let has_rows = silver
+        .as_ref()
+        .and_then(|t| t.summary_property("total-records"))
+        .is_some_and(|n| n != "0");
+    let plan =
+        merge::plan(&changes, &mut columns, table_cfg, decimals, has_rows).map_err(|source| {
+            SilverError::Merge {
+                table: name.clone(),
+                source,
+            }
+        })?;
+    if columns.key.is_empty() {
+        // Nothing keyed yet (only a truncate on a table silver never saw).
+        return Ok(None);
+    }
+    let schema = columns.schema().map_err(|source| SilverError::Columns {
+        table: name.clone(),
+        source,
+    })?;
+    report.columns_added = plan.evolution.added.clone();
+
+    let silver = match silver {
+        Some(t) => t,
+        None => {
+            lake.load_or_create(
+                &silver_name,
+                schema.clone(),
+                UnboundPartitionSpec::builder().build(),
+                table_properties(config, &columns),
+            )
+            .await?
+        }
+    };
+    let planned_snapshot = silver.current_snapshot().map(|s| s.snapshot_id());
+    let arrow_schema = Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(&schema)
+            .map_err(LakeError::iceberg(&name, "convert the schema"))?,
+    );
+    let truncated_before = silver
+        .summary_property(TRUNCATED_BEFORE)
+        .and_then(Order::from_json);
+    let truncate = changes
+        .truncate
+        .filter(|t| truncated_before.is_none_or(|b| *t > b));
+    let rewrite = truncate.is_some() || !plan.evolution.filled.is_empty();
+    report.truncated = truncate.is_some();
+    report.rewritten = rewrite;
+
+    // What silver holds for the run's keys.
+    let converter = state::key_converter(&columns, &arrow_schema)?;
+    let key_cells: Vec<Vec<Cell>> = plan.outcomes.iter().map(|o| o.key.clone()).collect();
+    let rows = state::key_rows(&converter, &arrow_schema, &columns.key, &key_cells)?;
+    let keys: HashMap<Box<[u8]>, usize> =
+        rows.into_iter().enumerate().map(|(i, r)| (r, i)).collect();
+    let defaults = default_cells(&columns);
+    let scan = if silver.current_snapshot().is_some() {
+        state::scan(
+            &silver,
+            &columns,
+            &arrow_schema,
+            state::Lookup {
+                converter: &converter,
+                keys: &keys,
+                outcomes: plan.outcomes.len(),
+            },
+            rewrite,
+            &defaults,
+        )
+        .await?
+    } else {
+        state::Scan {
+            existing: vec![state::Existing::default(); plan.outcomes.len()],
+            ..Default::default()
+        }
+    };
+    report.rows_scanned = scan.rows_scanned;
+
+    // Decide, per key, against what silver holds.
+    let mut applied = vec![false; plan.outcomes.len()];
+    let mut position_deletes: Vec<(String, i64)> = Vec::new();
+    let mut toast_wanted: HashMap<Arc<str>, Vec<i64>> = HashMap::new();
+    for (i, o) in plan.outcomes.iter().enumerate() {
+        let ex = &scan.existing[i];
+        let stale = ex.newest.is_some_and(|n| o.event.order <= n)
+            || truncated_before.is_some_and(|t| o.event.order <= t);
+        if stale {
+            report.stale += 1;
+            continue;
+        }
+        applied[i] = true;
+        if let Some((file, pos)) = &ex.live {
+            if !rewrite {
+                position_deletes.push((file.to_string(), *pos));
+            }
+            if o.row.as_ref().is_some_and(|r| r.pending().next().is_some()) {
+                toast_wanted.entry(file.clone()).or_default().push(*pos);
+            }
+        }
+    }
+    let previous = if toast_wanted.is_empty() {
+        HashMap::new()
+    } else {
+        state::read_rows(&silver, &columns, &toast_wanted).await?
+    };
+
+    let mut live: Vec<OutRow> = Vec::new();
+    let mut tombstones: Vec<OutRow> = Vec::new();
+    if rewrite {
+        for (row, hit) in scan.carried {
+            if hit.is_some_and(|i| applied[i]) {
+                continue;
+            }
+            if truncate.is_some_and(|t| row.position.order() <= t) {
+                continue;
+            }
+            if row.op == "d" {
+                tombstones.push(row);
+            } else {
+                live.push(row);
+            }
+        }
+    }
+    let key_idx = columns.key_indices();
+    for (i, o) in plan.outcomes.into_iter().enumerate() {
+        if !applied[i] {
+            continue;
+        }
+        let position = o.event.position.clone();
+        match o.row {
+            None => {
+                report.deletes += 1;
+                let mut cells = vec![Cell::Null; columns.columns.len()];
+                for (j, &ci) in key_idx.iter().enumerate() {
+                    cells[ci] = o.key[j].clone();
+                }
+                tombstones.push(OutRow {
+                    cells,
+                    op: "d",
+                    position,
+                    issues: Vec::new(),
+                });
+            }
+            Some(row) => {
+                report.upserts += 1;
+                let prev = scan.existing[i].live.as_ref().and_then(|l| previous.get(l));
+                let mut issues = row.issues.clone();
+                let mut cells = Vec::with_capacity(row.cells.len());
+                for (ci, c) in row.cells.into_iter().enumerate() {
+                    match c {
+                        Some(c) => cells.push(c),
+                        None => {
+                            let col = &columns.columns[ci].name;
+                            match prev {
+                                Some((pc, pi)) => {
+                                    cells.push(pc.get(ci).cloned().unwrap_or(Cell::Null));
+                                    issues.extend(pi.iter().filter(|x| &x.column == col).cloned());
+                                }
+                                None => {
+                                    cells.push(Cell::Null);
+                                    issues.push(DqIssue {
+                                        column: col.clone(),
+                                        reason: "TOAST value not in the records".into(),
+                                        raw: Some(format!("\"{}\"", decode::TOAST_PLACEHOLDER)),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+                report.flagged += issues.len() as u64;
+                live.push(OutRow {
+                    cells,
+                    op: o.event.op.as_str(),
+                    position,
+                    issues,
+                });
+            }
+        }
+    }
+
+    // Quarantine first (it records its own watermark), then silver.
+    if !plan.quarantined.is_empty() {
+        report.quarantined = quarantine(lake, config, table, &plan.quarantined, &changes).await?;
+    }
+
+    let props = writer_props(config);
+    let target = config.silver.target_file_size.0 as usize;
+    let iceberg_schema = Arc::new(schema.clone());
+    let batch = |rows: &[OutRow]| {
+        write::to_batch(rows, arrow_schema.clone(), &columns)
+            .map_err(|e| SilverError::arrow(&name, e))
+    };
+    let data_files = write::write_data(
+        lake,
+        &silver,
+        iceberg_schema.clone(),
+        vec![batch(&live)?],
+        props.clone(),
+        target,
+    )
+    .await?;
+    let tomb_files = write::write_data(
+        lake,
+        &silver,
+        iceberg_schema,
+        vec![batch(&tombstones)?],
+        props.clone(),
+        target,
+    )
+    .await?;
+    for f in &tomb_files {
+        for p in 0..f.record_count() as i64 {
+            position_deletes.push((f.file_path().to_string(), p));
+        }
+    }
+    let delete_files =
+        write::write_position_deletes(lake, &silver, position_deletes, props).await?;
+
+    let removed: HashSet<String> = if rewrite {
+        state::live_files(&silver)
+            .await?
+            .into_iter()
+            .map(|f| f.path)
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let mut summary = BTreeMap::from([
+        (
+            BRONZE_WATERMARK.to_string(),
+            serde_json::json!({
+                "table": bronze_name.to_string(),
+                "snapshot_id": changes.bronze_snapshot,
+                "sequence_number": changes.bronze_seq,
+            })
+            .to_string(),
+        ),
+        ("medallion.writer".to_string(), "silver".to_string()),
+    ]);
+    if let Some(t) = truncate {
+        summary.insert(TRUNCATED_BEFORE.to_string(), t.to_json());
+    }
+    let mut all_data = data_files;
+    all_data.extend(tomb_files);
+    let change = Change::rewrite(all_data, delete_files, removed, summary)
+        .with_schema((fresh || plan.evolution.changed()).then(|| schema.clone()))
+        .with_properties(columns.properties());
+    let mut raced = false;
+    lake.commit_with_retry(&silver_name, |current| {
+        if current.current_snapshot().map(|s| s.snapshot_id()) != planned_snapshot {
+            raced = true;
+            return Ok(None);
+        }
+        Ok(Some(change.clone()))
+    })
+    .await?;
+    if raced {
+        return Err(SilverError::Raced {
+            table: name,
+            attempts: 1,
+        });
+    }
+    report.live_rows = scan.live_rows;
+    report.elapsed = started.elapsed();
+    Ok(Some(report))
+}
+
+/// Each column's default as a cell (null where none).
+fn default_cells(columns: &Columns) -> Vec<Cell> {
+    columns
+        .columns
+        .iter()
+        .map(|c| match &c.default {
+            Some(d) if !d.is_null() => serde_json::value::RawValue::from_string(d.to_string())
+                .ok()
+                .and_then(|raw| decode::decode(&raw, &c.logical, &c.stored).ok())
+                .unwrap_or(Cell::Null),
+            _ => Cell::Null,
+        })
+        .collect()
+}
+
+fn table_properties(config: &Config, columns: &Columns) -> HashMap<String, String> {
+    let mut p = crate::bronze::schema::table_properties(&config.silver.compression);
+    p.extend(columns.properties());
+    p.insert("write.delete.mode".into(), "merge-on-read".into());
+    p.insert("write.update.mode".into(), "merge-on-read".into());
+    p
+}
+
+/// The quarantine table's schema.
+pub fn quarantine_schema() -> Schema {
+    use PrimitiveType::*;
+    let p = |t| Type::Primitive(t);
+    let fields = vec![
+        NestedField::required(1, "reason", p(String)),
+        NestedField::optional(2, "op", p(String)),
+        NestedField::optional(3, "record_key", p(String)),
+        NestedField::optional(4, "record_value", p(String)),
+        NestedField::required(5, "kafka_topic", p(String)),
+        NestedField::required(6, "kafka_partition", p(Int)),
+        NestedField::required(7, "kafka_offset", p(Long)),
+        NestedField::optional(8, "source_position", p(String)),
+        NestedField::optional(9, "source_ts", p(Timestamptz)),
+        NestedField::required(10, "quarantined_at", p(Timestamptz)),
+    ];
+    Schema::builder()
+        .with_fields(fields.into_iter().map(Arc::new))
+        .build()
+        .expect("static quarantine schema")
+}
+
+/// Appends held-back events to `<table>_quarantine`, skipping those a crashed run already put
+/// there (the table records the bronze sequence number it covers).
+async fn quarantine(
+    lake: &Lake,
+    config: &Config,
+    table: &str,
+    items: &[merge::Quarantined],
+    changes: &Changes,
+) -> Result<u64, SilverError> {
+    let qname = TableName::new(
+        config.namespaces.silver.clone(),
+        format!("{table}_quarantine"),
+    );
+    let name = qname.to_string();
+    let q = lake
+        .load_or_create(
+            &qname,
+            quarantine_schema(),
+            UnboundPartitionSpec::builder().build(),
+            HashMap::from([(
+                "medallion.layer".to_string(),
+                "silver-quarantine".to_string(),
+            )]),
+        )
+        .await?;
+    let covered = watermark(&q);
+    let fresh: Vec<&merge::Quarantined> = items
+        .iter()
+        .filter(|q| q.event.bronze_seq > covered)
+        .collect();
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    let schema = q.metadata().current_schema().clone();
+    let arrow_schema = Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(&schema)
+            .map_err(LakeError::iceberg(&name, "convert the schema"))?,
+    );
+    let now = chrono::Utc::now().timestamp_micros();
+    let describe = |p: &changes::SourcePosition| match (&p.lsn, &p.binlog_file) {
+        (Some(l), _) => format!("lsn {l}"),
+        (None, Some(f)) => format!(
+            "{f}:{}:{}",
+            p.binlog_pos.unwrap_or(0),
+            p.binlog_row.unwrap_or(0)
+        ),
+        _ => String::new(),
+    };
+    let batch = RecordBatch::try_new(
+        arrow_schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                fresh.iter().map(|q| q.reason.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                fresh.iter().map(|q| q.event.op.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                fresh.iter().map(|q| q.key_text.as_ref()),
+            )),
+            Arc::new(StringArray::from_iter(
+                fresh.iter().map(|q| q.event.value.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                fresh.iter().map(|q| q.event.topic.as_ref()),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                fresh.iter().map(|q| q.event.position.partition),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                fresh.iter().map(|q| q.event.position.offset),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                fresh.iter().map(|q| describe(&q.event.position)),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter(fresh.iter().map(|q| q.event.position.ts_us))
+                    .with_timezone("+00:00"),
+            ),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(fresh.iter().map(|_| now))
+                    .with_timezone("+00:00"),
+            ),
+        ],
+    )
+    .map_err(|e| SilverError::arrow(&name, e))?;
+    let files = write::write_data(
+        lake,
+        &q,
+        schema,
+        vec![batch],
+        writer_props(config),
+        config.silver.target_file_size.0 as usize,
+    )
+    .await?;
+    let summary = BTreeMap::from([(
+        BRONZE_WATERMARK.to_string(),
+        serde_json::json!({ "sequence_number": changes.bronze_seq }).to_string(),
+    )]);
+    lake.commit_with_retry(&qname, |current| {
+        if watermark(current) >= changes.bronze_seq {
+            return Ok(None);
+        }
+        Ok(Some(Change::append(files.clone(), summary.clone())))
+    })
+    .await?;
+    Ok(fresh.len() as u64)
+}

@@ -1,0 +1,412 @@
+//! Silver rows to Arrow and Parquet: data files for new rows, and position-delete files for the
+//! rows they replace.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, Date32Array, Decimal128Array,
+    Float32Array, Float64Array, Int32Array, Int64Array, LargeBinaryBuilder, ListArray, RecordBatch,
+    StringArray, StructArray, Time64MicrosecondArray, TimestampMicrosecondArray,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type,
+    SchemaRef, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
+};
+use arrow::error::ArrowError;
+use iceberg::spec::{
+    DataContentType, DataFile, DataFileFormat, NestedField, PrimitiveType, Schema, Struct, Type,
+};
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use parquet::file::properties::WriterProperties;
+
+use super::changes::SourcePosition;
+use super::columns::{
+    Columns, META_BINLOG_FILE, META_BINLOG_POS, META_BINLOG_ROW, META_ISSUES, META_LSN,
+    META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT,
+};
+use super::decode::Cell;
+use super::merge::DqIssue;
+use crate::lake::{Lake, LakeError, LakeTable};
+
+/// A row as written: the source columns, then medallion's.
+#[derive(Debug, Clone)]
+pub struct OutRow {
+    pub cells: Vec<Cell>,
+    pub op: &'static str,
+    pub position: SourcePosition,
+    pub issues: Vec<DqIssue>,
+}
+
+/// The Arrow batch of `rows` in the table's Arrow schema.
+pub fn to_batch(
+    rows: &[OutRow],
+    schema: SchemaRef,
+    columns: &Columns,
+) -> Result<RecordBatch, ArrowError> {
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let name = field.name().as_str();
+        let array: ArrayRef = if let Some(ci) = columns.index(name) {
+            let cells: Vec<&Cell> = rows.iter().map(|r| &r.cells[ci]).collect();
+            cells_to_array(&cells, field.data_type())?
+        } else {
+            match name {
+                META_OP => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.op))),
+                META_LSN => Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.position.lsn))),
+                META_BINLOG_FILE => Arc::new(StringArray::from_iter(
+                    rows.iter().map(|r| r.position.binlog_file.as_deref()),
+                )),
+                META_BINLOG_POS => Arc::new(Int64Array::from_iter(
+                    rows.iter().map(|r| r.position.binlog_pos),
+                )),
+                META_BINLOG_ROW => Arc::new(Int32Array::from_iter(
+                    rows.iter().map(|r| r.position.binlog_row),
+                )),
+                META_UPDATED_AT => Arc::new(
+                    TimestampMicrosecondArray::from_iter(rows.iter().map(|r| r.position.ts_us))
+                        .with_timezone("+00:00"),
+                ),
+                META_PARTITION => Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|r| r.position.partition),
+                )),
+                META_OFFSET => Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.position.offset),
+                )),
+                META_ISSUES => issues_array(rows, field.data_type())?,
+                other => {
+                    return Err(ArrowError::SchemaError(format!(
+                        "silver does not know how to fill column {other}"
+                    )));
+                }
+            }
+        };
+        let array = if array.data_type() != field.data_type() {
+            arrow::compute::cast(&array, field.data_type())?
+        } else {
+            array
+        };
+        arrays.push(array);
+    }
+    RecordBatch::try_new(schema, arrays)
+}
+
+fn issues_array(rows: &[OutRow], dt: &DataType) -> Result<ArrayRef, ArrowError> {
+    let DataType::List(item) = dt else {
+        return Err(ArrowError::SchemaError(format!("{META_ISSUES} is {dt:?}")));
+    };
+    let DataType::Struct(fields) = item.data_type() else {
+        return Err(ArrowError::SchemaError(format!(
+            "{META_ISSUES} items are {item:?}"
+        )));
+    };
+    let mut offsets = vec![0i32];
+    let (mut col, mut reason, mut raw) = (Vec::new(), Vec::new(), Vec::new());
+    let mut valid = Vec::with_capacity(rows.len());
+    for r in rows {
+        for i in &r.issues {
+            col.push(i.column.clone());
+            reason.push(i.reason.clone());
+            raw.push(i.raw.clone());
+        }
+        offsets.push(col.len() as i32);
+        valid.push(!r.issues.is_empty());
+    }
+    let values = StructArray::try_new(
+        fields.clone(),
+        vec![
+            Arc::new(StringArray::from(col)),
+            Arc::new(StringArray::from(reason)),
+            Arc::new(StringArray::from(raw)),
+        ],
+        None,
+    )?;
+    Ok(Arc::new(ListArray::try_new(
+        item.clone(),
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(values),
+        Some(NullBuffer::from(valid)),
+    )?))
+}
+
+fn bad(c: &Cell, dt: &DataType) -> ArrowError {
+    ArrowError::InvalidArgumentError(format!("cell {c:?} does not fit {dt:?}"))
+}
+
+/// Cells of one column to an Arrow array of type `dt`.
+pub fn cells_to_array(cells: &[&Cell], dt: &DataType) -> Result<ArrayRef, ArrowError> {
+    macro_rules! prim {
+        ($arr:ty, $variant:ident) => {{
+            let mut v = Vec::with_capacity(cells.len());
+            for c in cells {
+                v.push(match c {
+                    Cell::Null => None,
+                    Cell::$variant(x) => Some(*x),
+                    other => return Err(bad(other, dt)),
+                });
+            }
+            Arc::new(<$arr>::from(v)) as ArrayRef
+        }};
+    }
+    Ok(match dt {
+        DataType::Boolean => prim!(BooleanArray, Boolean),
+        DataType::Int32 => prim!(Int32Array, Int),
+        DataType::Date32 => prim!(Date32Array, Int),
+        DataType::Int64 => prim!(Int64Array, Long),
+        DataType::Float32 => prim!(Float32Array, Float),
+        DataType::Float64 => prim!(Float64Array, Double),
+        DataType::Time64(TimeUnit::Microsecond) => prim!(Time64MicrosecondArray, Long),
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            let a = prim!(TimestampMicrosecondArray, Long);
+            let a = a.as_primitive::<TimestampMicrosecondType>().clone();
+            Arc::new(a.with_timezone_opt(tz.clone()))
+        }
+        DataType::Decimal128(p, s) => {
+            let a = prim!(Decimal128Array, Decimal);
+            let a = a.as_primitive::<Decimal128Type>().clone();
+            Arc::new(a.with_precision_and_scale(*p, *s)?)
+        }
+        DataType::Utf8 => {
+            let mut v: Vec<Option<&str>> = Vec::with_capacity(cells.len());
+            for c in cells {
+                v.push(match c {
+                    Cell::Null => None,
+                    Cell::String(s) => Some(s.as_str()),
+                    other => return Err(bad(other, dt)),
+                });
+            }
+            Arc::new(StringArray::from(v))
+        }
+        DataType::Binary | DataType::LargeBinary => {
+            let large = matches!(dt, DataType::LargeBinary);
+            let mut b = BinaryBuilder::new();
+            let mut lb = LargeBinaryBuilder::new();
+            for c in cells {
+                match c {
+                    Cell::Null if large => lb.append_null(),
+                    Cell::Null => b.append_null(),
+                    Cell::Binary(x) if large => lb.append_value(x),
+                    Cell::Binary(x) => b.append_value(x),
+                    other => return Err(bad(other, dt)),
+                }
+            }
+            if large {
+                Arc::new(lb.finish())
+            } else {
+                Arc::new(b.finish())
+            }
+        }
+        DataType::List(item) => {
+            let mut offsets = vec![0i32];
+            let mut children: Vec<&Cell> = Vec::new();
+            let mut valid = Vec::with_capacity(cells.len());
+            for c in cells {
+                match c {
+                    Cell::Null => valid.push(false),
+                    Cell::List(xs) => {
+                        children.extend(xs.iter());
+                        valid.push(true);
+                    }
+                    other => return Err(bad(other, dt)),
+                }
+                offsets.push(children.len() as i32);
+            }
+            let values = cells_to_array(&children, item.data_type())?;
+            Arc::new(ListArray::try_new(
+                item.clone(),
+                OffsetBuffer::new(offsets.into()),
+                values,
+                Some(NullBuffer::from(valid)),
+            )?)
+        }
+        other => {
+            return Err(ArrowError::NotYetImplemented(format!(
+                "silver cannot write {other:?}"
+            )));
+        }
+    })
+}
+
+/// The cell at row `i` of `array`.
+pub fn cell_at(array: &dyn Array, i: usize) -> Result<Cell, ArrowError> {
+    if array.is_null(i) {
+        return Ok(Cell::Null);
+    }
+    Ok(match array.data_type() {
+        DataType::Boolean => Cell::Boolean(array.as_boolean().value(i)),
+        DataType::Int32 => Cell::Int(array.as_primitive::<Int32Type>().value(i)),
+        DataType::Date32 => Cell::Int(array.as_primitive::<Date32Type>().value(i)),
+        DataType::Int64 => Cell::Long(array.as_primitive::<Int64Type>().value(i)),
+        DataType::Float32 => Cell::Float(array.as_primitive::<Float32Type>().value(i)),
+        DataType::Float64 => Cell::Double(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Time64(TimeUnit::Microsecond) => {
+            Cell::Long(array.as_primitive::<Time64MicrosecondType>().value(i))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Cell::Long(array.as_primitive::<TimestampMicrosecondType>().value(i))
+        }
+        DataType::Decimal128(_, _) => {
+            Cell::Decimal(array.as_primitive::<Decimal128Type>().value(i))
+        }
+        DataType::Utf8 => Cell::String(array.as_string::<i32>().value(i).to_string()),
+        DataType::LargeUtf8 => Cell::String(array.as_string::<i64>().value(i).to_string()),
+        DataType::Utf8View => Cell::String(array.as_string_view().value(i).to_string()),
+        DataType::Binary => Cell::Binary(array.as_binary::<i32>().value(i).to_vec()),
+        DataType::LargeBinary => Cell::Binary(array.as_binary::<i64>().value(i).to_vec()),
+        DataType::BinaryView => Cell::Binary(array.as_binary_view().value(i).to_vec()),
+        DataType::List(_) => {
+            let l = array.as_list::<i32>();
+            let v = l.value(i);
+            Cell::List(
+                (0..v.len())
+                    .map(|j| cell_at(&v, j))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        DataType::LargeList(_) => {
+            let l = array.as_list::<i64>();
+            let v = l.value(i);
+            Cell::List(
+                (0..v.len())
+                    .map(|j| cell_at(&v, j))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        other => {
+            return Err(ArrowError::NotYetImplemented(format!(
+                "silver cannot read {other:?}"
+            )));
+        }
+    })
+}
+
+/// The Iceberg schema of a position-delete file.
+pub fn position_delete_schema() -> Schema {
+    Schema::builder()
+        .with_fields(vec![
+            Arc::new(NestedField::required(
+                2147483546,
+                "file_path",
+                Type::Primitive(PrimitiveType::String),
+            )),
+            Arc::new(NestedField::required(
+                2147483545,
+                "pos",
+                Type::Primitive(PrimitiveType::Long),
+            )),
+        ])
+        .build()
+        .expect("static schema")
+}
+
+/// Writes rows as data files of `table` (unpartitioned).
+pub async fn write_data(
+    lake: &Lake,
+    table: &LakeTable,
+    schema: Arc<Schema>,
+    batches: Vec<RecordBatch>,
+    props: WriterProperties,
+    target_size: usize,
+) -> Result<Vec<DataFile>, LakeError> {
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Ok(Vec::new());
+    }
+    let md = table.metadata();
+    let name = table.name.to_string();
+    let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
+    let rolling = RollingFileWriterBuilder::new(
+        ParquetWriterBuilder::new(props, schema),
+        target_size,
+        lake.file_io().clone(),
+        DefaultLocationGenerator::new(md).map_err(ice("locate data files"))?,
+        DefaultFileNameGenerator::new(
+            format!("{}", uuid::Uuid::now_v7()),
+            None,
+            DataFileFormat::Parquet,
+        ),
+    );
+    let mut writer = DataFileWriterBuilder::new(rolling)
+        .build(None)
+        .await
+        .map_err(ice("open a data file"))?;
+    for b in batches {
+        if b.num_rows() > 0 {
+            writer.write(b).await.map_err(ice("write a data file"))?;
+        }
+    }
+    writer.close().await.map_err(ice("close a data file"))
+}
+
+/// Writes one position-delete file for `deletes` (data file path, row position), sorted as the
+/// spec requires.
+pub async fn write_position_deletes(
+    lake: &Lake,
+    table: &LakeTable,
+    mut deletes: Vec<(String, i64)>,
+    props: WriterProperties,
+) -> Result<Vec<DataFile>, LakeError> {
+    if deletes.is_empty() {
+        return Ok(Vec::new());
+    }
+    deletes.sort();
+    deletes.dedup();
+    let md = table.metadata();
+    let name = table.name.to_string();
+    let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
+    let schema = Arc::new(position_delete_schema());
+    let arrow_schema = Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(&schema).map_err(ice("convert the schema"))?,
+    );
+    let referenced = {
+        let first = &deletes[0].0;
+        deletes.iter().all(|d| &d.0 == first).then(|| first.clone())
+    };
+    let batch = RecordBatch::try_new(
+        arrow_schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                deletes.iter().map(|d| d.0.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter_values(deletes.iter().map(|d| d.1))),
+        ],
+    )
+    .map_err(|e| LakeError::Invalid {
+        table: name.clone(),
+        message: format!("position deletes: {e}"),
+    })?;
+    let rolling = RollingFileWriterBuilder::new(
+        ParquetWriterBuilder::new(props, schema),
+        usize::MAX,
+        lake.file_io().clone(),
+        DefaultLocationGenerator::new(md).map_err(ice("locate delete files"))?,
+        DefaultFileNameGenerator::new(
+            format!("{}-deletes", uuid::Uuid::now_v7()),
+            None,
+            DataFileFormat::Parquet,
+        ),
+    );
+    let mut w = rolling.build();
+    w.write(&None, &batch)
+        .await
+        .map_err(ice("write a delete file"))?;
+    let mut out = Vec::new();
+    for mut b in w.close().await.map_err(ice("close a delete file"))? {
+        b.content(DataContentType::PositionDeletes)
+            .partition(Struct::empty())
+            .partition_spec_id(md.default_partition_spec_id());
+        if let Some(r) = &referenced {
+            b.referenced_data_file(Some(r.clone()));
+        }
+        out.push(b.build().map_err(|e| LakeError::Invalid {
+            table: name.clone(),
+            message: format!("delete file: {e}"),
+        })?);
+    }
+    Ok(out)
+}

@@ -145,6 +145,7 @@ pub fn write(
         Format::Json => {
             let mut w = arrow_json::WriterBuilder::new()
                 .with_explicit_nulls(true)
+                .with_encoder_factory(Arc::new(FloatEncoders))
                 .build::<_, arrow_json::writer::LineDelimited>(out);
             for b in batches {
                 w.write(b).map_err(|e| fail("json", e.to_string()))?;
@@ -153,4 +154,61 @@ pub fn write(
         }
     }
     Ok(())
+}
+
+/// JSON has no NaN or infinities (arrow-json writes them as null, which would lose them): write
+/// them as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`, as Debezium's JsonConverter does.
+#[derive(Debug)]
+struct FloatEncoders;
+
+struct FloatEncoder<'a>(&'a dyn arrow::array::Array);
+
+impl arrow_json::Encoder for FloatEncoder<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{Float32Type, Float64Type};
+        let (x, text) = match self.0.data_type() {
+            arrow::datatypes::DataType::Float32 => {
+                let v = self.0.as_primitive::<Float32Type>().value(idx);
+                (v as f64, v.to_string())
+            }
+            _ => {
+                let v = self.0.as_primitive::<Float64Type>().value(idx);
+                (v, v.to_string())
+            }
+        };
+        let text = if x.is_nan() {
+            "\"NaN\"".to_string()
+        } else if x.is_infinite() {
+            if x > 0.0 {
+                "\"Infinity\""
+            } else {
+                "\"-Infinity\""
+            }
+            .to_string()
+        } else {
+            text
+        };
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+impl arrow_json::EncoderFactory for FloatEncoders {
+    fn make_default_encoder<'a>(
+        &self,
+        _field: &'a arrow::datatypes::FieldRef,
+        array: &'a dyn arrow::array::Array,
+        _options: &'a arrow_json::EncoderOptions,
+    ) -> Result<Option<arrow_json::writer::NullableEncoder<'a>>, arrow::error::ArrowError> {
+        use arrow::datatypes::DataType;
+        match array.data_type() {
+            DataType::Float32 | DataType::Float64 => {
+                Ok(Some(arrow_json::writer::NullableEncoder::new(
+                    Box::new(FloatEncoder(array)),
+                    array.nulls().cloned(),
+                )))
+            }
+            _ => Ok(None),
+        }
+    }
 }

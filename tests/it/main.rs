@@ -12,4 +12,5 @@ mod fixtures;
 mod kafka;
 mod pyiceberg;
 mod replay;
+mod silver;
 mod support;

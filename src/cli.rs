@@ -657,14 +657,31 @@ pub async fn print_tables(lake: &Lake, config: &Config, layer: Option<&str>) -> 
                 .and_then(|s| chrono::DateTime::from_timestamp_millis(s.timestamp_ms()))
                 .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                 .unwrap_or_else(|| "never".into());
+            // Rows a reader sees: every row written, less those position deletes removed (each
+            // live row is deleted at most once).
+            let num = |k: &str| prop(k).parse::<u64>().unwrap_or(0);
+            let live = num("total-records").saturating_sub(num("total-position-deletes"));
+            let deletes = match num("total-delete-files") {
+                0 => String::new(),
+                n => format!("  delete files {n:>4}"),
+            };
             writeln!(
                 out,
-                "  {table:<32} snapshots {:>5}  rows {:>10}  files {:>5}  last commit {last}",
+                "  {table:<32} snapshots {:>5}  rows {live:>10}  files {:>5}{deletes}  last commit {last}",
                 md.snapshots().count(),
-                prop("total-records"),
                 prop("total-data-files"),
             )
             .map_err(io)?;
+            if let Some(w) = t.summary_property(crate::silver::BRONZE_WATERMARK)
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(w)
+            {
+                writeln!(
+                    out,
+                    "  {:<32} bronze applied up to snapshot {} (sequence {})",
+                    "", v["snapshot_id"], v["sequence_number"]
+                )
+                .map_err(io)?;
+            }
             if let Some(w) = t
                 .summary_property(OFFSETS_PROPERTY)
                 .and_then(|s| Watermarks::from_json(s).ok())
@@ -720,6 +737,25 @@ async fn demo(config_path: &std::path::Path, a: &DemoArgs) -> Result<()> {
     println!("\n== {sql}");
     let batches = query::run(&ctx, sql).await?;
     query::write(&mut std::io::stdout().lock(), &batches, Format::Table)?;
-    println!("\nTry: medallion query \"SELECT op, count(*) FROM bronze.orders GROUP BY op\"");
+
+    println!("\n== silver: the current row per key, typed (decimals, timestamps, dates)");
+    run_silver(&lake, &config, None).await?;
+    println!("\n== silver: run again (nothing new in bronze: nothing to do)");
+    run_silver(&lake, &config, None).await?;
+    println!();
+    print_tables(&lake, &config, Some("silver")).await?;
+    let ctx = query::session(&lake, &config).await?;
+    for sql in [
+        "SELECT id, email, country, created_at, is_active, _op, _source_lsn FROM silver.users ORDER BY id LIMIT 5",
+        "SELECT status, count(*) AS orders, sum(quantity * unit_price) AS revenue, max(ordered_at) AS last_order \
+         FROM silver.orders GROUP BY status ORDER BY status",
+    ] {
+        println!("\n== {sql}");
+        let batches = query::run(&ctx, sql).await?;
+        query::write(&mut std::io::stdout().lock(), &batches, Format::Table)?;
+    }
+    println!(
+        "\nTry: medallion query \"SELECT category, avg(price) FROM silver.products GROUP BY category\""
+    );
     Ok(())
 }

@@ -368,7 +368,6 @@ fn deliver(
         ));
     }
     // Duplicates and replays: older events again, later in their partition.
-    drop(partition_of);
     for p in per.iter_mut() {
         let n = p.len();
         for _ in 0..n / 5 {

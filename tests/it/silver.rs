@@ -456,3 +456,115 @@ async fn shuffled_duplicated_replayed_events_give_the_same_silver_as_applying_th
         );
     }
 }
+
+/// The demo's typing for the generated (schema-less) events.
+const GENERATED_TYPES: &str = r#"
+[silver.tables.users.columns]
+created_at = "timestamptz"
+[silver.tables.products.columns]
+price = "decimal(10,2)"
+[silver.tables.orders.columns]
+unit_price = "decimal(10,2)"
+ordered_at = "timestamp"
+shipped_on = "date"
+"#;
+
+async fn silver_rows(ws: &Workspace, table: &str) -> String {
+    let batches = ws
+        .query(&format!("SELECT * FROM silver.{table} ORDER BY id"))
+        .await;
+    arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_silver_then_rerun_equals_a_clean_run() {
+    let clean = Workspace::new(GENERATED_TYPES);
+    let killed = Workspace::new(GENERATED_TYPES);
+    let events = clean.root().join("events.jsonl");
+    let st = clean
+        .medallion()
+        .args([
+            "generate",
+            "--keys",
+            "3000",
+            "--events",
+            "60000",
+            "--partitions",
+            "3",
+            "--seed",
+            "11",
+            "--out",
+        ])
+        .arg(&events)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let lines: Vec<String> = std::io::BufReader::new(std::fs::File::open(&events).unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    let parts: Vec<PathBuf> = lines
+        .chunks(lines.len().div_ceil(6))
+        .enumerate()
+        .map(|(i, c)| {
+            let p = clean.root().join(format!("part{i}.jsonl"));
+            std::fs::write(&p, c.join("\n") + "\n").unwrap();
+            p
+        })
+        .collect();
+
+    let mut rand = crate::support::seeded_rand(0xdead);
+    let mut kills = 0;
+    for part in &parts {
+        ingest_files(&clean.lake(), &clean.config(), vec![part.clone()])
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let st = clean.medallion().arg("silver").status().unwrap();
+        assert!(st.success());
+        let full = started.elapsed().as_millis() as u64;
+
+        ingest_files(&killed.lake(), &killed.config(), vec![part.clone()])
+            .await
+            .unwrap();
+        // Up to three kills at random moments of a run, each followed by another attempt; once
+        // an attempt finishes, the part is applied (later attempts have nothing to do).
+        let mut here = 0;
+        for _ in 0..20 {
+            let mut child = killed.medallion().arg("silver").spawn().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(rand(
+                (full * 4 / 5).max(20),
+            )));
+            let killed_now = child.try_wait().unwrap().is_none();
+            if killed_now {
+                child.kill().unwrap(); // SIGKILL
+                here += 1;
+            }
+            child.wait().unwrap();
+            if here == 3 || !killed_now {
+                break;
+            }
+        }
+        kills += here;
+        let out = killed.medallion().arg("silver").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        kills >= 10,
+        "only {kills} runs were still going when killed"
+    );
+    for t in ["users", "products", "orders"] {
+        let (a, b) = (silver_rows(&clean, t).await, silver_rows(&killed, t).await);
+        assert!(a.lines().count() > 10, "{t}: {a}");
+        assert!(
+            a == b,
+            "{t}: silver after {kills} SIGKILLs differs from a clean run"
+        );
+    }
+}

@@ -408,11 +408,13 @@ fn print_silver_report(r: &silver::TableReport) {
         return;
     }
     println!(
-        "{}: {} events from {} bronze rows ({} files) in {:.2}s: {} keys, {} upserts, {} deletes, {} stale (already applied), {} quarantined, {} cells flagged{}{}",
+        "{}: {} events from {} bronze rows ({} files, {} commit{}) in {:.2}s: {} keys, {} upserts, {} deletes, {} stale (already applied), {} quarantined, {} cells flagged{}{}",
         r.table,
         r.events,
         r.bronze_rows,
         r.bronze_files,
+        r.steps,
+        if r.steps == 1 { "" } else { "s" },
         r.elapsed.as_secs_f64(),
         r.keys,
         r.upserts,

@@ -394,6 +394,10 @@ pub struct SilverConfig {
     /// Roll data files at about this size.
     #[serde(default = "default_silver_file_size")]
     pub target_file_size: ByteSize,
+    /// A run commits in steps: each step reads bronze files until the latest events it keeps
+    /// per key reach about this size (raw JSON), so memory stays bounded on any backlog.
+    #[serde(default = "default_silver_step_bytes")]
+    pub max_step_bytes: ByteSize,
     /// How long a deleted key's delete position is kept (so a replayed older event cannot bring
     /// it back); table maintenance drops older ones.
     #[serde(default = "default_delete_retention")]
@@ -406,6 +410,9 @@ pub struct SilverConfig {
 fn default_silver_file_size() -> ByteSize {
     ByteSize(128 << 20)
 }
+fn default_silver_step_bytes() -> ByteSize {
+    ByteSize(512 << 20)
+}
 fn default_delete_retention() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(7 * 24 * 3600))
 }
@@ -417,6 +424,7 @@ impl Default for SilverConfig {
             decimal_handling: Default::default(),
             compression: default_compression(),
             target_file_size: default_silver_file_size(),
+            max_step_bytes: default_silver_step_bytes(),
             delete_retention: default_delete_retention(),
             tables: BTreeMap::new(),
         }

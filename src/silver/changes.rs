@@ -112,6 +112,10 @@ pub struct Event {
 }
 
 impl Event {
+    fn held_bytes(&self) -> u64 {
+        self.value.as_ref().map_or(0, |v| v.len() as u64) + 96
+    }
+
     fn has_placeholder(&self) -> bool {
         self.value.as_deref().is_some_and(|v| {
             memchr::memmem::find(v.as_bytes(), b"__debezium_unavailable_value").is_some()
@@ -133,6 +137,10 @@ pub struct KeyEvents {
 }
 
 impl KeyEvents {
+    fn held_bytes(&self) -> u64 {
+        self.events.iter().map(Event::held_bytes).sum()
+    }
+
     pub fn latest(&self) -> &Event {
         self.events.last().expect("never empty")
     }
@@ -166,8 +174,12 @@ pub struct Changes {
     pub events: u64,
     pub skipped: u64,
     pub connector: Option<String>,
-    /// The bronze data sequence number read up to.
+    /// The bronze data sequence number read up to (every file at or below it is read).
     pub bronze_seq: i64,
+    /// Raw value bytes held for the kept events.
+    pub retained_bytes: u64,
+    /// Files left for the next step (the step budget was reached).
+    pub more: bool,
     pub bronze_snapshot: Option<i64>,
     pub files: usize,
 }
@@ -236,24 +248,24 @@ pub async fn new_files(
     Ok(files)
 }
 
-/// Reads `files` of `bronze` and reduces them to [`Changes`].
+/// Reads `files` of `bronze` (ascending by sequence number) and reduces them to [`Changes`],
+/// stopping after a sequence number's files once the kept events hold `budget` bytes.
 pub async fn read(
     bronze: &LakeTable,
     files: &[(String, u64, i64)],
+    budget: u64,
 ) -> Result<Changes, SilverError> {
-    let mut changes = Changes {
-        bronze_snapshot: bronze.current_snapshot().map(|s| s.snapshot_id()),
-        bronze_seq: bronze
-            .current_snapshot()
-            .map(|s| s.sequence_number())
-            .unwrap_or(0),
-        files: files.len(),
-        ..Default::default()
-    };
+    let mut changes = Changes::default();
     let name = bronze.name.to_string();
     let file_io = bronze.table.file_io();
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
-    for (path, _size, seq) in files {
+    for (i, (path, _size, seq)) in files.iter().enumerate() {
+        if changes.retained_bytes >= budget && *seq > changes.bronze_seq {
+            changes.more = true;
+            break;
+        }
+        changes.bronze_seq = *seq;
+        changes.files = i + 1;
         let ice = |what: &str| LakeError::iceberg(&name, format!("{what} {path}"));
         let input = file_io.new_input(path).map_err(ice("open"))?;
         let meta = input.metadata().await.map_err(ice("stat"))?;
@@ -288,6 +300,12 @@ pub async fn read(
             })?;
         }
     }
+    // The bronze snapshot that committed the last sequence number read.
+    changes.bronze_snapshot = bronze
+        .metadata()
+        .snapshots()
+        .find(|s| s.sequence_number() == changes.bronze_seq)
+        .map(|s| s.snapshot_id());
     Ok(changes)
 }
 
@@ -457,8 +475,13 @@ fn reduce(
             bronze_seq,
         };
         match changes.keys.get_mut(payload) {
-            Some(k) => k.offer(event),
+            Some(k) => {
+                let before = k.held_bytes();
+                k.offer(event);
+                changes.retained_bytes = changes.retained_bytes + k.held_bytes() - before;
+            }
             None => {
+                changes.retained_bytes += event.held_bytes();
                 let chain = event.has_placeholder();
                 changes.keys.insert(
                     payload.into(),

@@ -137,6 +137,33 @@ pub struct TableReport {
     pub rows_scanned: u64,
     pub live_rows: u64,
     pub elapsed: Duration,
+    /// Bronze files remain for another step (the step budget was reached).
+    pub more: bool,
+    /// Commits this run made (one per step).
+    pub steps: u32,
+}
+
+impl TableReport {
+    /// Adds a later step's counts.
+    fn absorb(&mut self, o: TableReport) {
+        self.bronze_files += o.bronze_files;
+        self.bronze_rows += o.bronze_rows;
+        self.events += o.events;
+        self.keys += o.keys;
+        self.upserts += o.upserts;
+        self.deletes += o.deletes;
+        self.stale += o.stale;
+        self.quarantined += o.quarantined;
+        self.flagged += o.flagged;
+        self.truncated |= o.truncated;
+        self.rewritten |= o.rewritten;
+        self.columns_added.extend(o.columns_added);
+        self.rows_scanned += o.rows_scanned;
+        self.live_rows = o.live_rows;
+        self.elapsed += o.elapsed;
+        self.more = o.more;
+        self.steps += o.steps;
+    }
 }
 
 /// Options of a silver run.
@@ -185,8 +212,30 @@ pub async fn run(
     Ok((reports, errors))
 }
 
-/// Runs one table, restarting the whole run if another writer commits meanwhile.
+/// Runs one table to the end of bronze, in as many steps (commits) as the step budget needs.
 pub async fn run_table(
+    lake: &Lake,
+    config: &Config,
+    table: &str,
+) -> Result<Option<TableReport>, SilverError> {
+    let mut total: Option<TableReport> = None;
+    loop {
+        let Some(step) = run_step(lake, config, table).await? else {
+            return Ok(total);
+        };
+        let more = step.more;
+        match &mut total {
+            None => total = Some(step),
+            Some(t) => t.absorb(step),
+        }
+        if !more {
+            return Ok(total);
+        }
+    }
+}
+
+/// One step, restarted from scratch if another writer commits meanwhile.
+async fn run_step(
     lake: &Lake,
     config: &Config,
     table: &str,
@@ -253,8 +302,9 @@ async fn run_once(
         report.elapsed = started.elapsed();
         return Ok(Some(report));
     }
-    let changes = changes::read(&bronze, &files).await?;
-    report.bronze_files = files.len();
+    let changes = changes::read(&bronze, &files, config.silver.max_step_bytes.0).await?;
+    report.bronze_files = changes.files;
+    report.more = changes.more;
     report.bronze_rows = changes.rows_read;
     report.events = changes.events;
     report.keys = changes.keys.len() as u64;
@@ -552,6 +602,7 @@ async fn run_once(
     }
     report.live_rows = scan.live_rows;
     report.elapsed = started.elapsed();
+    report.steps = 1;
     Ok(Some(report))
 }
 

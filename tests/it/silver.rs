@@ -418,7 +418,13 @@ async fn shuffled_duplicated_replayed_events_give_the_same_silver_as_applying_th
         let want = apply(&changes);
         let partitions = 1 + rand(4) as i32;
         let lines = deliver(&mut rand, &changes, partitions, keyed);
-        let ws = Workspace::new("");
+        // Every third case: small bronze files and a tiny step budget, so a silver run commits
+        // in many steps.
+        let ws = Workspace::new(if seed % 3 == 0 {
+            "[bronze]\nmax_rows = 20\n[silver]\nmax_step_bytes = \"2KiB\"\n"
+        } else {
+            ""
+        });
         // Delivered in 1–5 bronze batches, silver after each.
         let runs = 1 + rand(5) as usize;
         let per = lines.len().div_ceil(runs);

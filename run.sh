@@ -25,7 +25,10 @@ Usage: ./run.sh COMMAND
            through a real broker started per test)
   lint     cargo fmt --check and clippy with warnings as errors
   bench    benchmarks: file -> bronze and Kafka -> bronze throughput and peak memory
-           (BENCH_RECORDS=1000000)
+           (BENCH_RECORDS=1000000); bronze -> silver against Polars and DuckDB, and cost
+           per change on a small and a large silver table (BENCH_SILVER_EVENTS=10000000,
+           BENCH_SILVER_KEYS=1000000, BENCH_SILVER_CHANGES=10000, BENCH_SILVER_SMALL=1000000,
+           BENCH_SILVER_LARGE=10000000); `./run.sh bench silver` runs only that one
   clean    remove the demo warehouse and .medallion/
   help     this text
 USAGE
@@ -102,9 +105,24 @@ cmd_lint() {
   cargo_ clippy --all-targets -- -D warnings
 }
 
+bench_silver() {
+  "$VENV/bin/python" -c "import polars, duckdb" 2>/dev/null \
+    || "$VENV/bin/pip" install --quiet polars duckdb >>"$ROOT/.medallion/pip.log" 2>&1 \
+    || die "pip install polars duckdb failed; see $ROOT/.medallion/pip.log"
+  say "bronze -> silver benchmark (release build), compared with Polars and DuckDB"
+  cargo_ build --release --bin medallion
+  benches/silver.sh "$CARGO_TARGET_DIR/release/medallion" "$VENV/bin/python" \
+    "${BENCH_SILVER_EVENTS:-10000000}" "${BENCH_SILVER_KEYS:-1000000}" \
+    "${BENCH_SILVER_CHANGES:-10000}" "${BENCH_SILVER_SMALL:-1000000}" "${BENCH_SILVER_LARGE:-10000000}"
+}
+
 cmd_bench() {
   use_fast_linker
   setup_python
+  if [ "${1:-}" = silver ]; then
+    bench_silver
+    return
+  fi
   local n="${BENCH_RECORDS:-1000000}"
   say "file -> bronze benchmark, $n records of ~1 KB (release build)"
   cargo_ bench --bench bronze_ingest -- "$n" 1024
@@ -112,6 +130,7 @@ cmd_bench() {
   cargo_ build --release --bin medallion --example kafka_consume_rate
   benches/kafka_ingest.sh "$CARGO_TARGET_DIR/release/medallion" "$(tansu_bin)" "$n" \
     "$CARGO_TARGET_DIR/release/examples/kafka_consume_rate"
+  bench_silver
 }
 
 cmd_clean() {

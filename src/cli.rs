@@ -429,6 +429,14 @@ fn print_silver_report(r: &silver::TableReport) {
             format!("; columns added: {}", r.columns_added.join(", "))
         }
     );
+    println!(
+        "  time: {:.2}s reading bronze and keeping the latest per key, {:.2}s decoding, {:.2}s looking up {} silver rows, {:.2}s writing and committing",
+        r.t_read.as_secs_f64(),
+        r.t_decode.as_secs_f64(),
+        r.t_lookup.as_secs_f64(),
+        r.rows_scanned,
+        r.t_write.as_secs_f64()
+    );
 }
 
 /// Sets `stop` on SIGTERM or Ctrl-C (SIGINT); the ingest loop then commits and exits 0.

@@ -137,6 +137,14 @@ pub struct TableReport {
     pub rows_scanned: u64,
     pub live_rows: u64,
     pub elapsed: Duration,
+    /// Time reading bronze and keeping the latest events per key (the dedupe).
+    pub t_read: Duration,
+    /// Time decoding the kept events and deciding each key's row.
+    pub t_decode: Duration,
+    /// Time looking the keys up in silver.
+    pub t_lookup: Duration,
+    /// Time writing files and committing.
+    pub t_write: Duration,
     /// Bronze files remain for another step (the step budget was reached).
     pub more: bool,
     /// Commits this run made (one per step).
@@ -161,6 +169,10 @@ impl TableReport {
         self.rows_scanned += o.rows_scanned;
         self.live_rows = o.live_rows;
         self.elapsed += o.elapsed;
+        self.t_read += o.t_read;
+        self.t_decode += o.t_decode;
+        self.t_lookup += o.t_lookup;
+        self.t_write += o.t_write;
         self.more = o.more;
         self.steps += o.steps;
     }
@@ -302,7 +314,9 @@ async fn run_once(
         report.elapsed = started.elapsed();
         return Ok(Some(report));
     }
+    let t0 = Instant::now();
     let changes = changes::read(&bronze, &files, config.silver.max_step_bytes.0).await?;
+    report.t_read = t0.elapsed();
     report.bronze_files = changes.files;
     report.more = changes.more;
     report.bronze_rows = changes.rows_read;
@@ -342,6 +356,7 @@ async fn run_once(
         .as_ref()
         .and_then(|t| t.summary_property("total-records"))
         .is_some_and(|n| n != "0");
+    let t0 = Instant::now();
     let plan =
         merge::plan(&changes, &mut columns, table_cfg, decimals, has_rows).map_err(|source| {
             SilverError::Merge {
@@ -371,6 +386,8 @@ async fn run_once(
             .await?
         }
     };
+    report.t_decode = t0.elapsed();
+    let t0 = Instant::now();
     let planned_snapshot = silver.current_snapshot().map(|s| s.snapshot_id());
     let arrow_schema = Arc::new(
         iceberg::arrow::schema_to_arrow_schema(&schema)
@@ -443,6 +460,8 @@ async fn run_once(
         state::read_rows(&silver, &columns, &toast_wanted).await?
     };
 
+    report.t_lookup = t0.elapsed();
+    let t0 = Instant::now();
     let mut live: Vec<OutRow> = Vec::new();
     let mut tombstones: Vec<OutRow> = Vec::new();
     if rewrite {
@@ -601,6 +620,7 @@ async fn run_once(
         });
     }
     report.live_rows = scan.live_rows;
+    report.t_write = t0.elapsed();
     report.elapsed = started.elapsed();
     report.steps = 1;
     Ok(Some(report))

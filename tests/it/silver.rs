@@ -463,17 +463,14 @@ async fn shuffled_duplicated_replayed_events_give_the_same_silver_as_applying_th
     }
 }
 
-/// The demo's typing for the generated (schema-less) events.
-const GENERATED_TYPES: &str = r#"
-[silver.tables.users.columns]
-created_at = "timestamptz"
-[silver.tables.products.columns]
-price = "decimal(10,2)"
-[silver.tables.orders.columns]
-unit_price = "decimal(10,2)"
-ordered_at = "timestamp"
-shipped_on = "date"
-"#;
+/// The demo's typing for the generated (schema-less) events: the `[silver.tables…]` sections of
+/// `jobs/local.toml`.
+fn generated_types() -> &'static str {
+    const LOCAL: &str = include_str!("../../jobs/local.toml");
+    &LOCAL[LOCAL
+        .find("[silver.tables")
+        .expect("jobs/local.toml types the demo tables")..]
+}
 
 async fn silver_rows(ws: &Workspace, table: &str) -> String {
     let batches = ws
@@ -486,8 +483,8 @@ async fn silver_rows(ws: &Workspace, table: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_silver_then_rerun_equals_a_clean_run() {
-    let clean = Workspace::new(GENERATED_TYPES);
-    let killed = Workspace::new(GENERATED_TYPES);
+    let clean = Workspace::new(generated_types());
+    let killed = Workspace::new(generated_types());
     let events = clean.root().join("events.jsonl");
     let st = clean
         .medallion()

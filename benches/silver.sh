@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmark: bronze -> silver on the embedded default. Not a test: nothing is asserted about time.
+#
+# 1. EVENTS generated change events over KEYS keys (default 10M over 1M) landed in bronze, then
+#    `medallion silver`: wall time, peak RSS and the time of each stage. In the same run, the
+#    same keep-the-latest-per-key dedupe over the same bronze Parquet files with Polars and
+#    DuckDB (PyPI), timed the same way, and the ratios.
+# 2. Cost follows changes, not table size: CHANGES changes (default 10k) into a silver table of
+#    SMALL rows (1M) and of LARGE rows (10M); the ratio of the two silver runs.
+#
+# Usage: benches/silver.sh MEDALLION PYTHON [EVENTS [KEYS [CHANGES [SMALL [LARGE]]]]]
+# PYTHON must have polars and duckdb (run.sh bench installs them).
+set -euo pipefail
+bin="$1"; py="$2"
+events="${3:-10000000}"; keys="${4:-1000000}"; changes="${5:-10000}"
+small="${6:-1000000}"; large="${7:-10000000}"
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/medallion-silver-bench.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+config() { # $1: workspace folder
+  mkdir -p "$1"
+  cat >"$1/job.toml" <<TOML
+[catalog]
+kind = "sql"
+path = "$1/catalog.db"
+[warehouse]
+location = "$1/warehouse"
+[namespaces]
+bronze = "bench_bronze"
+silver = "bench_silver"
+gold = "bench_gold"
+[source]
+kind = "file"
+[bronze]
+max_rows = 1000000
+max_bytes = "256MiB"
+[[bronze.route]]
+topic = '[^.]+\.[^.]+\.([^.]+)'
+table = "\$1"
+TOML
+  # The demo's column types for the generated (schema-less) events.
+  sed -n '/^\[silver\.tables/,$p' "$here/../jobs/local.toml" >>"$1/job.toml"
+}
+
+# Runs a command, prints its output (also kept in $work/out), and writes
+# "<wall seconds> <peak RSS MB>" to $work/last.
+measure() {
+  "$py" - "$work" "$@" <<'PY'
+import os, subprocess, sys, time
+work, cmd = sys.argv[1], sys.argv[2:]
+t = time.monotonic()
+p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+text = p.stdout.read()
+_, status, usage = os.wait4(p.pid, 0)
+wall = time.monotonic() - t
+assert status == 0, f"{cmd} failed: {status}"
+print(text, end="")
+open(f"{work}/out", "w").write(text)
+open(f"{work}/last", "w").write(f"{wall:.2f} {usage.ru_maxrss / 1024:.0f}\n")
+PY
+}
+
+m() { "$bin" --config "$1/job.toml" --log warn "${@:2}"; }
+
+echo "== 1. $events change events over $keys keys: bronze -> silver"
+a="$work/a"; config "$a"
+m "$a" generate --keys "$keys" --events "$events" --partitions 3 --seed 1 --out "$a/events.jsonl"
+m "$a" ingest --from "$a/events.jsonl" | head -1
+rm "$a/events.jsonl"
+measure "$bin" --config "$a/job.toml" --log warn silver
+read -r wall rss <"$work/last"
+echo "silver: ${wall}s wall, peak RSS ${rss} MB (goal: at most 15 s and 2 GB)"
+ours="$(grep -o '[0-9.]*s reading bronze' "$work/out" | "$py" -c 'import sys; print(sum(float(l.split("s")[0]) for l in sys.stdin))')"
+"$py" "$here/silver_dedupe.py" "$a/warehouse/bench_bronze" "$wall" "$rss" "$ours"
+
+echo
+echo "== 2. $changes changes into a silver table of $small rows vs $large rows"
+for rows in "$small" "$large"; do
+  w="$work/t$rows"; config "$w"
+  m "$w" generate --keys "$rows" --events "$((rows + changes))" --partitions 3 --seed 2 --out "$w/all.jsonl"
+  head -n "$rows" "$w/all.jsonl" >"$w/snapshot.jsonl"
+  tail -n +"$((rows + 1))" "$w/all.jsonl" >"$w/changes.jsonl"
+  rm "$w/all.jsonl"
+  m "$w" ingest --from "$w/snapshot.jsonl" | head -1
+  m "$w" silver | grep -v '^  time' || true
+  rm "$w/snapshot.jsonl"
+  m "$w" ingest --from "$w/changes.jsonl" | head -1
+  measure "$bin" --config "$w/job.toml" --log warn silver
+  read -r wall rss <"$work/last"
+  echo "$rows-row silver: $changes changes applied in ${wall}s wall, peak RSS ${rss} MB"
+  echo "$wall" >"$work/changes-$rows"
+  rm -rf "$w/warehouse/bench_bronze"
+done
+"$py" - "$(cat "$work/changes-$small")" "$(cat "$work/changes-$large")" "$small" "$large" <<'PY'
+import sys
+s, l = float(sys.argv[1]), float(sys.argv[2])
+print(f"ratio {sys.argv[4]} rows / {sys.argv[3]} rows: {l / s:.2f} (goal: at most 1.5)")
+PY

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
 use futures::TryStreamExt;
-use iceberg::spec::{DataContentType, ManifestStatus};
-use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use iceberg::spec::DataContentType;
 use serde_json::value::RawValue;
 
 use super::SilverError;
-use crate::lake::{LakeError, LakeTable};
+use super::files::{LiveFile, live_files, read_parquet};
+use crate::lake::LakeTable;
 use crate::source::debezium::Op;
 
 /// Where an event sits in the source's history. Compared field by field: PostgreSQL LSN or the
@@ -145,8 +145,10 @@ impl KeyEvents {
         self.events.last().expect("never empty")
     }
 
+    /// Takes in a later-read event. Without a chain, the one event kept never has a
+    /// placeholder (an event with one starts the chain), so only the newcomer is checked.
     fn offer(&mut self, e: Event) {
-        if self.chain || e.has_placeholder() || self.latest().has_placeholder() {
+        if self.chain || e.has_placeholder() {
             self.chain = true;
             let i = self.events.partition_point(|x| x.order < e.order);
             if self.events.get(i).is_some_and(|x| x.order == e.order) {
@@ -202,49 +204,15 @@ const COLUMNS: [&str; 15] = [
     "event_ts",
 ];
 
-/// The data files of `bronze` added after data sequence number `after`, with their sequence
-/// numbers.
-pub async fn new_files(
-    bronze: &LakeTable,
-    after: i64,
-) -> Result<Vec<(String, u64, i64)>, SilverError> {
-    let Some(snapshot) = bronze.current_snapshot() else {
-        return Ok(Vec::new());
-    };
-    let name = bronze.name.to_string();
-    let list = bronze
-        .table
-        .manifest_list_reader(snapshot)
-        .load()
-        .await
-        .map_err(LakeError::iceberg(&name, "read the manifest list"))?;
-    let mut files = Vec::new();
-    for m in list.entries() {
-        if m.sequence_number <= after {
-            continue;
-        }
-        let manifest =
-            m.load_manifest(bronze.table.file_io())
-                .await
-                .map_err(LakeError::iceberg(
-                    &name,
-                    format!("read {}", m.manifest_path),
-                ))?;
-        for e in manifest.entries() {
-            if e.status() == ManifestStatus::Deleted
-                || e.content_type() != DataContentType::Data
-                || e.sequence_number().unwrap_or(0) <= after
-            {
-                continue;
-            }
-            files.push((
-                e.file_path().to_string(),
-                e.file_size_in_bytes(),
-                e.sequence_number().unwrap_or(0),
-            ));
-        }
-    }
-    files.sort_by_key(|f| f.2);
+/// The data files of `bronze` added after data sequence number `after`, ascending by
+/// sequence number.
+pub async fn new_files(bronze: &LakeTable, after: i64) -> Result<Vec<LiveFile>, SilverError> {
+    let mut files: Vec<LiveFile> = live_files(bronze, after)
+        .await?
+        .into_iter()
+        .filter(|f| f.content == DataContentType::Data)
+        .collect();
+    files.sort_by_key(|f| f.sequence_number);
     Ok(files)
 }
 
@@ -252,47 +220,28 @@ pub async fn new_files(
 /// stopping after a sequence number's files once the kept events hold `budget` bytes.
 pub async fn read(
     bronze: &LakeTable,
-    files: &[(String, u64, i64)],
+    files: &[LiveFile],
     budget: u64,
 ) -> Result<Changes, SilverError> {
     let mut changes = Changes::default();
     let name = bronze.name.to_string();
-    let file_io = bronze.table.file_io();
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
-    for (i, (path, _size, seq)) in files.iter().enumerate() {
+    for (i, file) in files.iter().enumerate() {
+        let (path, seq) = (&file.path, &file.sequence_number);
         if changes.retained_bytes >= budget && *seq > changes.bronze_seq {
             changes.more = true;
             break;
         }
         changes.bronze_seq = *seq;
         changes.files = i + 1;
-        let ice = |what: &str| LakeError::iceberg(&name, format!("{what} {path}"));
-        let input = file_io.new_input(path).map_err(ice("open"))?;
-        let meta = input.metadata().await.map_err(ice("stat"))?;
-        let reader = input.reader().await.map_err(ice("open"))?;
-        let builder = ParquetRecordBatchStreamBuilder::new(iceberg::arrow::ArrowFileReader::new(
-            meta, reader,
-        ))
-        .await
-        .map_err(|e| SilverError::parquet(&name, path, e))?;
-        let arrow_schema = builder.schema().clone();
-        let roots: Vec<usize> = COLUMNS
-            .iter()
-            .filter_map(|c| arrow_schema.index_of(c).ok())
-            .collect();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let mut stream = builder
-            .with_projection(mask)
-            .with_batch_size(8192)
-            .build()
-            .map_err(|e| SilverError::parquet(&name, path, e))?;
+        let mut stream = read_parquet(bronze, path, Some(&COLUMNS), 8192).await?;
         while let Some(batch) = stream
             .try_next()
             .await
             .map_err(|e| SilverError::parquet(&name, path, e))?
         {
             reduce(&mut changes, &batch, *seq, &mut topics).map_err(|message| {
-                SilverError::Bronze {
+                SilverError::File {
                     table: name.clone(),
                     file: path.clone(),
                     message,
@@ -450,12 +399,10 @@ fn reduce(
         }
         let key_text = key.value(i);
         let payload = key_payload(key_text)?;
+        // An event older than a key's kept full image cannot change the outcome: skip it
+        // before copying its value.
         let wins = match changes.keys.get(payload) {
-            Some(k) => {
-                k.chain
-                    || order > k.latest().order
-                    || value_text.is_some_and(|v| v.contains("__debezium_unavailable_value"))
-            }
+            Some(k) => k.chain || order > k.latest().order,
             None => true,
         };
         if !wins {

@@ -15,6 +15,7 @@ use iceberg::spec::{NestedField, PrimitiveType, Schema, StructType, Type};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::decode::{Cell, decode};
 use super::types::{ConfiguredType, ConnectSchema, DecimalHandling, Logical, Stored, infer};
 use crate::config::SilverTableConfig;
 
@@ -416,6 +417,28 @@ impl Columns {
             .with_identifier_field_ids(key_ids)
             .build()
             .map_err(|e| ColumnError::Schema(format!("cannot build the schema: {e}")))
+    }
+
+    /// Each column's default, decoded like a value: `Ok(Null)` where there is none, `Err` with
+    /// the reason where the default does not fit the column.
+    pub fn defaults(&self) -> Vec<Result<Cell, String>> {
+        self.columns
+            .iter()
+            .map(|c| match &c.default {
+                Some(d) if !d.is_null() => {
+                    let text = d.to_string();
+                    let misfit = || {
+                        format!(
+                            "column {}: the default {text} does not fit {}",
+                            c.name, c.stored
+                        )
+                    };
+                    let raw = RawValue::from_string(text.clone()).map_err(|_| misfit())?;
+                    decode(&raw, &c.logical, &c.stored).map_err(|_| misfit())
+                }
+                _ => Ok(Cell::Null),
+            })
+            .collect()
     }
 
     /// The table properties that pin the decoding.

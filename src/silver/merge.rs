@@ -1,7 +1,7 @@
 //! From the events of a run to one outcome per key: the row it now has (or that it was
 //! deleted), decoded to typed cells.
 //!
-//! Events are applied per key in source order ([`Order`]); events before a truncate are gone.
+//! Events are applied per key in source order ([`super::changes::Order`]); events before a truncate are gone.
 //! A TOAST placeholder keeps the value the key had before: from an earlier event of the same
 //! run, else from the row already in silver (filled in by the state scan), else it is lost
 //! (null plus a data-quality flag). A field absent from an image (written before an
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::changes::{Changes, Event, KeyEvents, Order};
+use super::changes::{Changes, Event, KeyEvents};
 use super::columns::{ColumnError, Columns, Evolution, object_fields};
 use super::decode::{Cell, Issue, TOAST_PLACEHOLDER, decode};
 use super::types::{ConnectSchema, DecimalHandling};
@@ -216,6 +216,7 @@ pub fn plan(
         columns.set_key(&names).map_err(MergeError::Columns)?;
     }
     let key_idx = columns.key_indices();
+    let defaults = columns.defaults();
 
     // 4. Decode and apply each key's events.
     for ((payload, k), imgs) in keys.iter().zip(images) {
@@ -273,7 +274,13 @@ pub fn plan(
                         State::Live(r) => Some(r),
                         _ => None,
                     };
-                    match decode_row(&image, columns, prev, matches!(state, State::Deleted)) {
+                    match decode_row(
+                        &image,
+                        columns,
+                        &defaults,
+                        prev,
+                        matches!(state, State::Deleted),
+                    ) {
                         Ok(row) => {
                             state = State::Live(row);
                             last = Some(e);
@@ -382,6 +389,7 @@ fn decode_key(payload: &str, columns: &Columns, key_idx: &[usize]) -> Result<Vec
 fn decode_row(
     image: &[(Cow<'_, str>, &RawValue)],
     columns: &Columns,
+    defaults: &[Result<Cell, String>],
     prev: Option<&NewRow>,
     after_delete: bool,
 ) -> Result<NewRow, String> {
@@ -401,22 +409,7 @@ fn decode_row(
         };
         let decoded = match raw {
             Some(raw) => decode(raw, &c.logical, &c.stored).map_err(|i| (i, raw.get())),
-            None => match &c.default {
-                Some(d) if !d.is_null() => {
-                    let text = d.to_string();
-                    let raw: Box<RawValue> =
-                        RawValue::from_string(text.clone()).map_err(|e| e.to_string())?;
-                    decode(&raw, &c.logical, &c.stored)
-                        .map_err(|_| {
-                            format!(
-                                "column {}: the default {text} does not fit {}",
-                                c.name, c.stored
-                            )
-                        })
-                        .map_err(|r| (Issue::Misfit(r), ""))
-                }
-                _ => Ok(Cell::Null),
-            },
+            None => defaults[ci].clone().map_err(|r| (Issue::Misfit(r), "")),
         };
         match decoded {
             Ok(cell) => cells.push(Some(cell)),
@@ -457,9 +450,4 @@ pub enum MergeError {
     Schema(String),
     #[error(transparent)]
     Columns(#[from] ColumnError),
-}
-
-/// Orders are compared on these; exposed for the state scan.
-pub fn newer(a: Order, b: Option<Order>) -> bool {
-    b.is_none_or(|b| a > b)
 }

@@ -12,6 +12,7 @@
 pub mod changes;
 pub mod columns;
 pub mod decode;
+pub mod files;
 pub mod merge;
 pub mod state;
 pub mod types;
@@ -52,8 +53,9 @@ pub enum SilverError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// A bronze or silver file that is not what silver expects.
     #[error("{table}: {file}: {message}")]
-    Bronze {
+    File {
         table: String,
         file: String,
         message: String,
@@ -409,7 +411,12 @@ async fn run_once(
     let rows = state::key_rows(&converter, &arrow_schema, &columns.key, &key_cells)?;
     let keys: HashMap<Box<[u8]>, usize> =
         rows.into_iter().enumerate().map(|(i, r)| (r, i)).collect();
-    let defaults = default_cells(&columns);
+    // Rows of older files get each column's default (null where it does not fit).
+    let defaults: Vec<Cell> = columns
+        .defaults()
+        .into_iter()
+        .map(|d| d.unwrap_or(Cell::Null))
+        .collect();
     let scan = if silver.current_snapshot().is_some() {
         state::scan(
             &silver,
@@ -575,12 +582,9 @@ async fn run_once(
     let delete_files =
         write::write_position_deletes(lake, &silver, position_deletes, props).await?;
 
+    // A rewrite replaces every file the scan read.
     let removed: HashSet<String> = if rewrite {
-        state::live_files(&silver)
-            .await?
-            .into_iter()
-            .map(|f| f.path)
-            .collect()
+        scan.files.iter().cloned().collect()
     } else {
         HashSet::new()
     };
@@ -624,21 +628,6 @@ async fn run_once(
     report.elapsed = started.elapsed();
     report.steps = 1;
     Ok(Some(report))
-}
-
-/// Each column's default as a cell (null where none).
-fn default_cells(columns: &Columns) -> Vec<Cell> {
-    columns
-        .columns
-        .iter()
-        .map(|c| match &c.default {
-            Some(d) if !d.is_null() => serde_json::value::RawValue::from_string(d.to_string())
-                .ok()
-                .and_then(|raw| decode::decode(&raw, &c.logical, &c.stored).ok())
-                .unwrap_or(Cell::Null),
-            _ => Cell::Null,
-        })
-        .collect()
 }
 
 fn table_properties(config: &Config, columns: &Columns) -> HashMap<String, String> {

@@ -18,8 +18,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::row::{RowConverter, SortField};
 use futures::TryStreamExt;
-use iceberg::spec::{DataContentType, ManifestStatus};
-use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use iceberg::spec::DataContentType;
 
 use super::SilverError;
 use super::changes::{Order, SourcePosition};
@@ -28,52 +27,10 @@ use super::columns::{
     META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT,
 };
 use super::decode::Cell;
+use super::files::{LiveFile, live_files, read_parquet};
 use super::merge::DqIssue;
 use super::write::{OutRow, cell_at, cells_to_array};
-use crate::lake::{LakeError, LakeTable};
-
-/// A live file of the table.
-#[derive(Debug, Clone)]
-pub struct LiveFile {
-    pub path: String,
-    pub content: DataContentType,
-    pub records: u64,
-}
-
-/// The live data and delete files of the current snapshot.
-pub async fn live_files(table: &LakeTable) -> Result<Vec<LiveFile>, SilverError> {
-    let Some(snapshot) = table.current_snapshot() else {
-        return Ok(Vec::new());
-    };
-    let name = table.name.to_string();
-    let list = table
-        .table
-        .manifest_list_reader(snapshot)
-        .load()
-        .await
-        .map_err(LakeError::iceberg(&name, "read the manifest list"))?;
-    let mut out = Vec::new();
-    for m in list.entries() {
-        let manifest = m
-            .load_manifest(table.table.file_io())
-            .await
-            .map_err(LakeError::iceberg(
-                &name,
-                format!("read {}", m.manifest_path),
-            ))?;
-        for e in manifest.entries() {
-            if e.status() == ManifestStatus::Deleted {
-                continue;
-            }
-            out.push(LiveFile {
-                path: e.file_path().to_string(),
-                content: e.content_type(),
-                records: e.record_count(),
-            });
-        }
-    }
-    Ok(out)
-}
+use crate::lake::LakeTable;
 
 /// Where a key's current row is, and how far its history has been applied.
 #[derive(Debug, Clone, Default)]
@@ -92,44 +49,24 @@ pub struct Scan {
     /// Rewrite: every live row to carry over (tombstones included), with its key's outcome
     /// index if a key of this run.
     pub carried: Vec<(OutRow, Option<usize>)>,
+    /// The live data and delete files read (a rewrite replaces them all).
+    pub files: Vec<String>,
     /// Rows read (physical, all files).
     pub rows_scanned: u64,
     pub live_rows: u64,
 }
 
+/// Every batch of a Parquet file (silver files: at most `target_file_size` each).
 async fn read_file(
     table: &LakeTable,
     path: &str,
-    wanted: Option<&[&str]>,
+    columns: Option<&[&str]>,
 ) -> Result<Vec<RecordBatch>, SilverError> {
-    let name = table.name.to_string();
-    let ice = |what: &str| LakeError::iceberg(&name, format!("{what} {path}"));
-    let input = table.table.file_io().new_input(path).map_err(ice("open"))?;
-    let meta = input.metadata().await.map_err(ice("stat"))?;
-    let reader = input.reader().await.map_err(ice("open"))?;
-    let builder =
-        ParquetRecordBatchStreamBuilder::new(iceberg::arrow::ArrowFileReader::new(meta, reader))
-            .await
-            .map_err(|e| SilverError::parquet(&name, path, e))?;
-    let builder = match wanted {
-        Some(cols) => {
-            let schema = builder.schema().clone();
-            let roots: Vec<usize> = cols
-                .iter()
-                .filter_map(|c| schema.index_of(c).ok())
-                .collect();
-            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-            builder.with_projection(mask)
-        }
-        None => builder,
-    };
-    builder
-        .with_batch_size(65536)
-        .build()
-        .map_err(|e| SilverError::parquet(&name, path, e))?
+    read_parquet(table, path, columns, 65536)
+        .await?
         .try_collect()
         .await
-        .map_err(|e| SilverError::parquet(&name, path, e))
+        .map_err(|e| SilverError::parquet(&table.name.to_string(), path, e))
 }
 
 /// The positions deleted by the live position-delete files, per data file.
@@ -146,7 +83,7 @@ async fn deleted_positions(
                     let (Some(p), Some(pos)) =
                         (b.column_by_name("file_path"), b.column_by_name("pos"))
                     else {
-                        return Err(SilverError::Bronze {
+                        return Err(SilverError::File {
                             table: table.name.to_string(),
                             file: f.path.clone(),
                             message: "a position-delete file without file_path/pos".into(),
@@ -224,12 +161,14 @@ fn position_at(b: &RecordBatch, i: usize) -> SourcePosition {
     }
 }
 
-fn op_at(b: &RecordBatch, i: usize) -> &'static str {
-    match b
-        .column_by_name(META_OP)
+/// A batch's `_op` column, looked up once per batch.
+fn ops(b: &RecordBatch) -> Option<&arrow::array::StringArray> {
+    b.column_by_name(META_OP)
         .and_then(|c| c.as_string_opt::<i32>())
-        .map(|a| a.value(i))
-    {
+}
+
+fn op_at(ops: Option<&arrow::array::StringArray>, i: usize) -> &'static str {
+    match ops.map(|a| a.value(i)) {
         Some("d") => "d",
         Some("c") => "c",
         Some("r") => "r",
@@ -295,7 +234,7 @@ pub async fn scan(
         keys,
         outcomes,
     } = lookup;
-    let files = live_files(table).await?;
+    let files = live_files(table, i64::MIN).await?;
     let deleted = deleted_positions(table, &files).await?;
     let mut scan = Scan {
         existing: vec![Existing::default(); outcomes],
@@ -313,6 +252,13 @@ pub async fn scan(
         META_OFFSET,
     ]);
     let table_name = table.name.to_string();
+    // The current type of each column (older files may hold a narrower one).
+    let types: Vec<&DataType> = columns
+        .columns
+        .iter()
+        .map(|c| arrow_schema.field_with_name(&c.name).map(|f| f.data_type()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| SilverError::arrow(&table_name, e))?;
     for f in files.iter().filter(|f| f.content == DataContentType::Data) {
         let batches = read_file(table, &f.path, (!rewrite).then_some(&wanted[..])).await?;
         let dead = deleted.get(&f.path);
@@ -323,7 +269,7 @@ pub async fn scan(
                 .key
                 .iter()
                 .map(|k| {
-                    let c = b.column_by_name(k).ok_or_else(|| SilverError::Bronze {
+                    let c = b.column_by_name(k).ok_or_else(|| SilverError::File {
                         table: table_name.clone(),
                         file: f.path.clone(),
                         message: format!("key column {k} is missing"),
@@ -343,11 +289,22 @@ pub async fn scan(
             let rows = converter
                 .convert_columns(&key_cols)
                 .map_err(|e| SilverError::arrow(&table_name, e))?;
+            let ops = ops(&b);
+            // A rewrite carries every column: found once per batch, absent in older files.
+            let arrays: Vec<Option<&ArrayRef>> = if rewrite {
+                columns
+                    .columns
+                    .iter()
+                    .map(|c| b.column_by_name(&c.name))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             for i in 0..b.num_rows() {
                 let p = pos + i as i64;
                 scan.rows_scanned += 1;
                 let is_live = !dead.is_some_and(|d| d.contains(&p));
-                let op = op_at(&b, i);
+                let op = op_at(ops, i);
                 let hit = keys.get(rows.row(i).as_ref()).copied();
                 if let Some(oi) = hit {
                     let order = position_at(&b, i).order();
@@ -360,23 +317,18 @@ pub async fn scan(
                     }
                 }
                 // Tombstone rows are never live; carry them in a rewrite.
-                let carry =
-                    rewrite && (is_live || (op == "d" && dead.is_some_and(|d| d.contains(&p))));
+                let carry = rewrite && (is_live || op == "d");
                 if is_live && op != "d" {
                     scan.live_rows += 1;
                 }
                 if carry {
                     let mut cells = Vec::with_capacity(columns.columns.len());
-                    for (ci, c) in columns.columns.iter().enumerate() {
-                        let dt = arrow_schema
-                            .field_with_name(&c.name)
-                            .map_err(|e| SilverError::arrow(&table_name, e))?
-                            .data_type();
-                        let cell = match b.column_by_name(&c.name) {
+                    for (ci, array) in arrays.iter().enumerate() {
+                        let cell = match array {
                             Some(a) => widen(
                                 cell_at(a.as_ref(), i)
                                     .map_err(|e| SilverError::arrow(&table_name, e))?,
-                                dt,
+                                types[ci],
                             ),
                             None if op != "d" => defaults[ci].clone(),
                             None => Cell::Null,
@@ -397,6 +349,7 @@ pub async fn scan(
             pos += b.num_rows() as i64;
         }
     }
+    scan.files = files.into_iter().map(|f| f.path).collect();
     Ok(scan)
 }
 

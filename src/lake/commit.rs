@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use iceberg::MetadataLocation;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile,
-    ManifestListWriter, ManifestStatus, ManifestWriterBuilder, Operation, Schema, Snapshot,
-    SnapshotSummaryCollector, Summary,
+    ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation, Schema,
+    Snapshot, SnapshotSummaryCollector, Summary,
 };
 use std::str::FromStr;
 
@@ -156,6 +156,23 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
         manifests.extend(list.consume_entries());
     }
 
+    // A manifest of this snapshot at `path`, for data or delete files.
+    let new_manifest = |path: &str, content: ManifestContentType| -> Result<ManifestWriter> {
+        let output = file_io
+            .new_output(path)
+            .map_err(LakeError::iceberg(name, format!("create {path}")))?;
+        let builder = ManifestWriterBuilder::new(
+            output,
+            Some(snapshot_id),
+            schema.clone(),
+            spec.as_ref().clone(),
+        );
+        Ok(match content {
+            ManifestContentType::Data => builder.build_v2_data(),
+            ManifestContentType::Deletes => builder.build_v2_deletes(),
+        })
+    };
+
     let mut collector = SnapshotSummaryCollector::default();
     if !change.removed_files.is_empty() {
         let mut found = HashSet::new();
@@ -177,19 +194,7 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
                 continue;
             }
             let path = format!("{location}/metadata/{commit_id}-r{i}.avro");
-            let output = file_io
-                .new_output(&path)
-                .map_err(LakeError::iceberg(name, format!("create {path}")))?;
-            let builder = ManifestWriterBuilder::new(
-                output,
-                Some(snapshot_id),
-                schema.clone(),
-                spec.as_ref().clone(),
-            );
-            let mut writer = match manifest.content {
-                ManifestContentType::Data => builder.build_v2_data(),
-                ManifestContentType::Deletes => builder.build_v2_deletes(),
-            };
+            let mut writer = new_manifest(&path, manifest.content)?;
             let ice = |what: &str| LakeError::iceberg(name, format!("{what} in {path}"));
             for e in loaded.entries() {
                 if e.status() == ManifestStatus::Deleted {
@@ -241,20 +246,14 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
             "{location}/metadata/{commit_id}-{}.avro",
             if deletes { "d0" } else { "m0" }
         );
-        let output = file_io
-            .new_output(&path)
-            .map_err(LakeError::iceberg(name, format!("create {path}")))?;
-        let builder = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
-            schema.clone(),
-            spec.as_ref().clone(),
-        );
-        let mut writer = if deletes {
-            builder.build_v2_deletes()
-        } else {
-            builder.build_v2_data()
-        };
+        let mut writer = new_manifest(
+            &path,
+            if deletes {
+                ManifestContentType::Deletes
+            } else {
+                ManifestContentType::Data
+            },
+        )?;
         for f in files {
             let is_delete = f.content_type() != DataContentType::Data;
             if is_delete != deletes {

@@ -22,6 +22,31 @@ pub fn python() -> PathBuf {
     p
 }
 
+/// Runs `tests/<script>` with PyIceberg's Python on a workspace's catalog, warehouse and
+/// `namespace`, plus `args`.
+pub fn run_check(
+    script: &str,
+    ws: &Workspace,
+    namespace: &str,
+    args: &[&std::ffi::OsStr],
+) -> std::process::Output {
+    Command::new(python())
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests")
+                .join(script),
+        )
+        .arg("--catalog-db")
+        .arg(ws.root().join("catalog.db"))
+        .arg("--warehouse")
+        .arg(ws.root().join("warehouse"))
+        .arg("--namespace")
+        .arg(namespace)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Exports every table of the namespace with `medallion query --format json` and has PyIceberg
 /// compare.
 pub fn check_with_pyiceberg(ws: &Workspace, namespace: &str, layer: &str, tables: &[String]) {
@@ -41,19 +66,12 @@ pub fn check_with_pyiceberg(ws: &Workspace, namespace: &str, layer: &str, tables
         );
         std::fs::write(export.join(format!("{t}.jsonl")), &out.stdout).unwrap();
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pyiceberg_check.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .arg("--catalog-db")
-        .arg(ws.root().join("catalog.db"))
-        .arg("--warehouse")
-        .arg(ws.root().join("warehouse"))
-        .arg("--namespace")
-        .arg(namespace)
-        .arg("--export")
-        .arg(&export)
-        .output()
-        .unwrap();
+    let out = run_check(
+        "pyiceberg_check.py",
+        ws,
+        namespace,
+        &[std::ffi::OsStr::new("--export"), export.as_os_str()],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

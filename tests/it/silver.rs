@@ -2,16 +2,16 @@
 //! with the database's final state by an independent checker (PyIceberg reads silver; the
 //! fixture's own `replay_check.py` normalises both sides), in one run and in many small runs.
 
+use std::ffi::OsStr;
 use std::io::BufRead;
 
 use arrow::array::{Array, AsArray};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use medallion::bronze::ingest::ingest_files;
 use medallion::silver::{self, SilverOptions, TableReport};
 
-use crate::pyiceberg::{check_with_pyiceberg, python};
+use crate::pyiceberg::{check_with_pyiceberg, run_check};
 use crate::support::{Workspace, fixture_event_files, fixtures_dir};
 
 /// What each scenario's consumer must be told (the fixtures' README, "Per scenario").
@@ -61,21 +61,18 @@ async fn run_silver(ws: &Workspace) -> Vec<TableReport> {
 
 /// Runs the independent checker; panics with its output on any difference.
 pub fn check_against_expected(ws: &Workspace, scenario: &str) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/silver_check.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .arg("--catalog-db")
-        .arg(ws.root().join("catalog.db"))
-        .arg("--warehouse")
-        .arg(ws.root().join("warehouse"))
-        .arg("--namespace")
-        .arg("test_silver")
-        .arg("--fixture-root")
-        .arg(fixtures_dir())
-        .arg("--scenario")
-        .arg(scenario)
-        .output()
-        .unwrap();
+    let root = fixtures_dir();
+    let out = run_check(
+        "silver_check.py",
+        ws,
+        "test_silver",
+        &[
+            OsStr::new("--fixture-root"),
+            root.as_os_str(),
+            OsStr::new("--scenario"),
+            OsStr::new(scenario),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("MATCH"),

@@ -65,7 +65,7 @@ m() { "$bin" --config "$1/job.toml" --log warn "${@:2}"; }
 
 echo "== 1. $events change events over $keys keys: bronze -> silver"
 a="$work/a"; config "$a"
-m "$a" generate --keys "$keys" --events "$events" --partitions 3 --seed 1 --out "$a/events.jsonl"
+m "$a" generate --keys "$keys" --events "$events" --fixed-keys --partitions 3 --seed 1 --out "$a/events.jsonl"
 m "$a" ingest --from "$a/events.jsonl" | head -1
 rm "$a/events.jsonl"
 measure "$bin" --config "$a/job.toml" --log warn silver

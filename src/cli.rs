@@ -237,6 +237,10 @@ pub struct GenerateArgs {
     /// Debezium topic.prefix.
     #[arg(long, default_value = "demo")]
     pub topic_prefix: String,
+    /// Keep the key space at `--keys`: inserts re-insert deleted keys (or update a live one)
+    /// instead of adding new ones, so `--events` are spread over a fixed set of keys.
+    #[arg(long)]
+    pub fixed_keys: bool,
 }
 
 /// Runs a parsed command line.
@@ -508,6 +512,7 @@ fn generate_options(a: &GenerateArgs) -> GenerateOptions {
         schemas: a.schemas,
         partitions: a.partitions.max(1),
         topic_prefix: a.topic_prefix.clone(),
+        fixed_keys: a.fixed_keys,
     }
 }
 
@@ -731,6 +736,7 @@ async fn demo(config_path: &std::path::Path, a: &DemoArgs) -> Result<()> {
         schemas: false,
         partitions: 2,
         topic_prefix: "demo".into(),
+        fixed_keys: false,
     })?;
     println!("\n== bronze: ingest {}", file.display());
     let report = ingest::ingest_files(&lake, &config, vec![file.clone()]).await?;

@@ -27,7 +27,7 @@ use super::columns::{
     META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT,
 };
 use super::decode::Cell;
-use super::files::{LiveFile, live_files, read_parquet};
+use super::files::{LiveFile, Rows, live_files, read_parquet};
 use super::merge::DqIssue;
 use super::write::{OutRow, cell_at, cells_to_array};
 use crate::lake::LakeTable;
@@ -62,7 +62,7 @@ async fn read_file(
     path: &str,
     columns: Option<&[&str]>,
 ) -> Result<Vec<RecordBatch>, SilverError> {
-    read_parquet(table, path, columns, 65536)
+    read_parquet(table, path, columns, Rows::All, 65536)
         .await?
         .try_collect()
         .await

@@ -27,6 +27,9 @@ pub struct GenerateOptions {
     pub partitions: i32,
     /// Debezium `topic.prefix`.
     pub topic_prefix: String,
+    /// No new keys after the snapshot: an insert re-inserts a deleted key, or updates a live one
+    /// when none is deleted.
+    pub fixed_keys: bool,
 }
 
 impl Default for GenerateOptions {
@@ -39,6 +42,7 @@ impl Default for GenerateOptions {
             schemas: false,
             partitions: 1,
             topic_prefix: "demo".into(),
+            fixed_keys: false,
         }
     }
 }
@@ -134,6 +138,8 @@ pub struct Generator {
     rng: Rng,
     rows: Vec<Row>,
     live: Vec<usize>,
+    /// Deleted rows (for `fixed_keys`).
+    dead: Vec<usize>,
     next_ids: [i64; 3],
     offsets: std::collections::HashMap<(Table, i32), i64>,
     topics: [Arc<str>; 3],
@@ -173,6 +179,7 @@ impl Generator {
             rng,
             rows,
             live,
+            dead: Vec::new(),
             next_ids,
             offsets: Default::default(),
             topics,
@@ -393,7 +400,27 @@ impl Generator {
         self.ts_ms += 1 + self.rng.below(20) as i64;
         for _ in 0..1 + self.rng.below(3) {
             self.lsn += 40 + self.rng.below(400) as i64;
-            let roll = self.rng.below(100);
+            let mut roll = self.rng.below(100);
+            if self.opts.fixed_keys && (self.live.is_empty() || roll < 25) {
+                if !self.dead.is_empty() {
+                    // Re-insert a deleted key.
+                    let di = self.rng.below(self.dead.len() as u64) as usize;
+                    let idx = self.dead.swap_remove(di);
+                    self.rows[idx].version += 1;
+                    self.rows[idx].live = true;
+                    self.live.push(idx);
+                    let row = self.rows[idx].clone();
+                    let after = self.image(&row, 1);
+                    let value = self.value_json(&row, "c", None, Some(&after), "false");
+                    let key = self.key_json(&row);
+                    let rec = self.record(&row, key, Some(value));
+                    self.pending.push_back(rec);
+                    continue;
+                }
+                if !self.live.is_empty() {
+                    roll = 50; // an update instead
+                }
+            }
             if self.live.is_empty() || roll < 25 {
                 // Insert a new row (orders most often).
                 let table = match self.rng.below(10) {
@@ -432,6 +459,7 @@ impl Generator {
                 let li = self.rng.below(self.live.len() as u64) as usize;
                 let idx = self.live.swap_remove(li);
                 self.rows[idx].live = false;
+                self.dead.push(idx);
                 let row = self.rows[idx].clone();
                 let before = self.image(&row, 1);
                 let value = self.value_json(&row, "d", Some(&before), None, "false");
@@ -547,6 +575,27 @@ mod tests {
             assert!(ops.get(k).copied().unwrap_or(0) > 0, "no {k} in {ops:?}");
         }
         assert_eq!(ops["d"], ops["tombstone"]);
+    }
+
+    #[test]
+    fn fixed_keys_keep_the_key_space() {
+        let opts = GenerateOptions {
+            keys: 40,
+            events: 3000,
+            fixed_keys: true,
+            ..Default::default()
+        };
+        let mut keys = std::collections::HashSet::new();
+        let mut reinserts = 0;
+        for r in Generator::new(opts) {
+            let d = decode(r.key.as_deref(), r.value.as_deref(), false).unwrap();
+            if d.op == Some(Op::Create) {
+                reinserts += 1;
+            }
+            keys.insert((r.topic.to_string(), r.key.unwrap()));
+        }
+        assert_eq!(keys.len(), 40, "no key beyond the snapshot's");
+        assert!(reinserts > 0, "deleted keys come back");
     }
 
     #[test]

@@ -395,7 +395,8 @@ pub struct SilverConfig {
     #[serde(default = "default_silver_file_size")]
     pub target_file_size: ByteSize,
     /// A run commits in steps: each step reads bronze files until the latest events it keeps
-    /// per key reach about this size (raw JSON), so memory stays bounded on any backlog.
+    /// per key reach about this size (raw JSON), so memory stays bounded on any backlog. Peak
+    /// memory is about 3-4 times this (the decoded rows and the files being written).
     #[serde(default = "default_silver_step_bytes")]
     pub max_step_bytes: ByteSize,
     /// How long a deleted key's delete position is kept (so a replayed older event cannot bring
@@ -411,7 +412,7 @@ fn default_silver_file_size() -> ByteSize {
     ByteSize(128 << 20)
 }
 fn default_silver_step_bytes() -> ByteSize {
-    ByteSize(512 << 20)
+    ByteSize(1 << 30)
 }
 fn default_delete_retention() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(7 * 24 * 3600))

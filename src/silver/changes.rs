@@ -15,7 +15,7 @@ use arrow::array::{
     RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use iceberg::spec::DataContentType;
 
 use parquet::file::metadata::ParquetMetaData;
@@ -420,23 +420,41 @@ pub async fn read(
     }
     let mut kept: Vec<Option<KeyEvents>> = vec![None; payloads.len()];
     let mut topics = Topics::default();
-    for (fi, mut want) in wanted.into_iter().enumerate() {
-        if want.is_empty() {
-            continue;
-        }
-        want.sort_unstable();
-        let rows: Vec<u32> = want.iter().map(|w| w.0).collect();
-        let file = &step[fi];
-        let mut at = want.iter().map(|w| w.1 as usize);
-        read_events(bronze, file, &rows, &mut topics, |key, event| {
-            let k = at.next().expect("one event per selected row");
-            kept[k] = Some(KeyEvents {
+    // Files in parallel: decompressing values is most of the work.
+    let shared = Arc::new(bronze.clone());
+    let reads = wanted
+        .into_iter()
+        .enumerate()
+        .filter(|(_, want)| !want.is_empty())
+        .map(|(fi, mut want)| {
+            want.sort_unstable();
+            let (table, file) = (shared.clone(), step[fi].clone());
+            tokio::spawn(async move {
+                let rows: Vec<u32> = want.iter().map(|w| w.0).collect();
+                let mut events = Vec::with_capacity(rows.len());
+                let mut topics = Topics::default();
+                read_events(&table, &file, &rows, &mut topics, |key, e| {
+                    events.push((key, e))
+                })
+                .await?;
+                Ok::<_, SilverError>((want, events))
+            })
+        });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut reads = futures::stream::iter(reads).buffer_unordered(cores);
+    while let Some(done) = reads.next().await {
+        let (want, events) = done.map_err(|e| SilverError::File {
+            table: name.clone(),
+            file: String::new(),
+            message: format!("a read task failed: {e}"),
+        })??;
+        for ((_, k), (key, event)) in want.into_iter().zip(events) {
+            kept[k as usize] = Some(KeyEvents {
                 key,
                 events: vec![event],
                 chain: false,
             });
-        })
-        .await?;
+        }
     }
     if let Some((order, fi, row)) = newest_schema {
         let file = &step[fi as usize];

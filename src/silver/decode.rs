@@ -14,7 +14,7 @@ use super::types::{Logical, Stored};
 
 /// Debezium's placeholder for an unchanged TOASTed value it could not read.
 pub const TOAST_PLACEHOLDER: &str = "__debezium_unavailable_value";
-const TOAST_PLACEHOLDER_JSON: &str = "\"__debezium_unavailable_value\"";
+pub const TOAST_PLACEHOLDER_JSON: &str = "\"__debezium_unavailable_value\"";
 /// The placeholder in a bytea column: base64 of its UTF-8 bytes.
 const TOAST_PLACEHOLDER_BASE64: &str = "\"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==\"";
 

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use super::changes::{Changes, Event, KeyEvents};
 use super::columns::{ColumnError, Columns, Evolution, object_fields};
-use super::decode::{Cell, Issue, TOAST_PLACEHOLDER, decode};
+use super::decode::{Cell, Issue, TOAST_PLACEHOLDER_JSON, decode};
 use super::types::{ConnectSchema, DecimalHandling};
 use crate::config::SilverTableConfig;
 use crate::source::debezium::Op;
@@ -39,7 +39,7 @@ pub struct Outcome {
     pub key_text: Arc<str>,
     /// Typed key values, in the key's column order.
     pub key: Vec<Cell>,
-    /// The last event applied: its position and op go in the row.
+    /// The last event applied (without its raw value): its position and op go in the row.
     pub event: Event,
     /// `None`: the key was deleted (a tombstone row records the delete position).
     pub row: Option<NewRow>,
@@ -169,24 +169,31 @@ pub fn plan(
             .map_err(MergeError::Columns)?;
     }
 
+    let t0 = std::time::Instant::now();
     // 2. Row images, parsed once. Keys newest first, so schema-less columns are learned in the
     //    order of the newest image.
     let mut keys: Vec<(&str, &KeyEvents)> =
         changes.keys.iter().map(|(k, v)| (k.as_ref(), v)).collect();
     keys.sort_by_key(|k| std::cmp::Reverse(k.1.latest().order));
-    let mut images: Vec<Vec<Option<Image>>> = Vec::with_capacity(keys.len());
-    for (_, k) in &keys {
-        let mut per = Vec::with_capacity(k.events.len());
-        for e in &k.events {
-            per.push(match (&e.value, e.op) {
-                (Some(v), Op::Create | Op::Read | Op::Update) if live(e) => {
-                    Some(after_image(v, e.has_schema))
-                }
-                _ => None,
-            });
-        }
-        images.push(per);
-    }
+    let images: Vec<Vec<Option<Image>>> = in_parallel(&keys, |part| {
+        part.iter()
+            .map(|(_, k)| {
+                k.events
+                    .iter()
+                    .map(|e| match (&e.value, e.op) {
+                        (Some(v), Op::Create | Op::Read | Op::Update) if live(e) => {
+                            Some(after_image(v, e.has_schema))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    let t1 = t0.elapsed();
     if changes.newest_schema.is_none() {
         learn(
             columns,
@@ -198,6 +205,7 @@ pub fn plan(
         )?;
     }
 
+    let t2 = t0.elapsed();
     // 3. The key columns.
     if let Some((payload, k)) = keys.first() {
         let names = key_names(&k.key, payload).map_err(MergeError::Schema)?;
@@ -218,9 +226,49 @@ pub fn plan(
     let key_idx = columns.key_indices();
     let defaults = columns.defaults();
 
-    // 4. Decode and apply each key's events.
-    for ((payload, k), imgs) in keys.iter().zip(images) {
-        let key = match decode_key(payload, columns, &key_idx) {
+    // 4. Decode and apply each key's events, on every core.
+    let work: Vec<_> = keys.iter().zip(images).collect();
+    for part in in_parallel(&work, |part| {
+        decide(part, columns, &key_idx, &defaults, &live)
+    }) {
+        plan.outcomes.extend(part.outcomes);
+        plan.quarantined.extend(part.quarantined);
+        plan.truncated += part.truncated;
+    }
+    tracing::debug!(images = ?t1, learn = ?(t2 - t1), decide = ?(t0.elapsed() - t2), "plan");
+    Ok(plan)
+}
+
+/// Runs `f` over `items` split in one part per core, and gives the parts' results in order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || items.len() < 4096 {
+        return vec![f(items)];
+    }
+    let size = items.len().div_ceil(cores);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(size).map(|part| s.spawn(|| f(part))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a planning thread panicked"))
+            .collect()
+    })
+}
+
+/// A key with its events' parsed images (`None`: no image, e.g. a delete).
+type KeyWork<'a> = (&'a (&'a str, &'a KeyEvents), Vec<Option<Image<'a>>>);
+
+/// Each key's outcome: applies its events (with their parsed images) in order.
+fn decide(
+    work: &[KeyWork<'_>],
+    columns: &Columns,
+    key_idx: &[usize],
+    defaults: &[Result<Cell, String>],
+    live: &(impl Fn(&Event) -> bool + Sync),
+) -> Plan {
+    let mut plan = Plan::default();
+    for ((payload, k), imgs) in work {
+        let key = match decode_key(payload, columns, key_idx) {
             Ok(key) => key,
             Err(reason) => {
                 plan.quarantined.push(Quarantined {
@@ -257,7 +305,7 @@ pub fn plan(
                             plan.quarantined.push(Quarantined {
                                 key_text: k.key.clone(),
                                 event: e.clone(),
-                                reason,
+                                reason: reason.clone(),
                             });
                             continue;
                         }
@@ -275,9 +323,9 @@ pub fn plan(
                         _ => None,
                     };
                     match decode_row(
-                        &image,
+                        image,
                         columns,
-                        &defaults,
+                        defaults,
                         prev,
                         matches!(state, State::Deleted),
                     ) {
@@ -298,7 +346,11 @@ pub fn plan(
         plan.outcomes.push(Outcome {
             key_text: k.key.clone(),
             key,
-            event: event.clone(),
+            // The value is decoded: the raw text is not kept.
+            event: Event {
+                value: None,
+                ..event.clone()
+            },
             row: match state {
                 State::Live(r) => Some(r),
                 State::Deleted => None,
@@ -306,7 +358,7 @@ pub fn plan(
             },
         });
     }
-    Ok(plan)
+    plan
 }
 
 /// Learns schema-less columns: names in the order of the newest image, types from the first
@@ -329,7 +381,7 @@ fn learn(
                 }
                 let weak = |r: &RawValue| r.get() == "[]";
                 if raw.get() != "null"
-                    && raw.get() != format!("\"{TOAST_PLACEHOLDER}\"")
+                    && raw.get() != TOAST_PLACEHOLDER_JSON
                     && firsts.get(n.as_ref()).is_none_or(|f| weak(f) && !weak(raw))
                 {
                     // An empty list says less about its type than a non-empty one.

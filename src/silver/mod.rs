@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::DataType;
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Type, UnboundPartitionSpec};
 use parquet::file::properties::WriterProperties;
 
@@ -41,6 +42,9 @@ use write::OutRow;
 pub const BRONZE_WATERMARK: &str = "medallion.bronze";
 /// Snapshot summary key: events at or before this order were removed by a truncate.
 pub const TRUNCATED_BEFORE: &str = "medallion.truncated_before";
+/// Snapshot summary key: the latest source order of any event applied to the table. An event
+/// after it cannot be stale, so the lookup need not read the position of its key's row.
+pub const APPLIED_UP_TO: &str = "medallion.applied_up_to";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SilverError {
@@ -271,13 +275,22 @@ async fn run_step(
     }
 }
 
-fn writer_props(config: &Config) -> WriterProperties {
+/// Parquet settings of silver files. Integer key columns are delta-encoded without a
+/// dictionary: every run's lookup reads them in full, and ids written in order (a snapshot,
+/// inserts) then take a few bits each and decode fast.
+fn writer_props(config: &Config, int_keys: &[&str]) -> WriterProperties {
     let compression =
         crate::bronze::writer::parse_compression(&config.silver.compression).expect("validated");
-    WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_compression(compression)
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build()
+        .set_max_row_group_row_count(Some(128 * 1024));
+    for k in int_keys {
+        let path = parquet::schema::types::ColumnPath::from(*k);
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, parquet::basic::Encoding::DELTA_BINARY_PACKED);
+    }
+    b.build()
 }
 
 /// The watermark recorded in a silver table.
@@ -317,7 +330,7 @@ async fn run_once(
         return Ok(Some(report));
     }
     let t0 = Instant::now();
-    let changes = changes::read(&bronze, &files, config.silver.max_step_bytes.0).await?;
+    let mut changes = changes::read(&bronze, &files, config.silver.max_step_bytes.0).await?;
     report.t_read = t0.elapsed();
     report.bronze_files = changes.files;
     report.more = changes.more;
@@ -366,6 +379,8 @@ async fn run_once(
                 source,
             }
         })?;
+    // The raw values are decoded now (quarantined events keep their own).
+    drop(std::mem::take(&mut changes.keys));
     if columns.key.is_empty() {
         // Nothing keyed yet (only a truncate on a table silver never saw).
         return Ok(None);
@@ -406,11 +421,23 @@ async fn run_once(
     report.rewritten = rewrite;
 
     // What silver holds for the run's keys.
-    let converter = state::key_converter(&columns, &arrow_schema)?;
     let key_cells: Vec<Vec<Cell>> = plan.outcomes.iter().map(|o| o.key.clone()).collect();
-    let rows = state::key_rows(&converter, &arrow_schema, &columns.key, &key_cells)?;
-    let keys: HashMap<Box<[u8]>, usize> =
-        rows.into_iter().enumerate().map(|(i, r)| (r, i)).collect();
+    let matcher = Arc::new(state::KeyMatcher::new(&columns, &arrow_schema, &key_cells)?);
+    drop(key_cells);
+    // Only an event at or before what the table has applied can be stale: only its key's
+    // rows need their positions read.
+    let applied_before = silver
+        .summary_property(APPLIED_UP_TO)
+        .and_then(Order::from_json);
+    let check: Vec<bool> = plan
+        .outcomes
+        .iter()
+        .map(|o| {
+            silver
+                .current_snapshot()
+                .is_some_and(|_| applied_before.is_none_or(|m| o.event.order <= m))
+        })
+        .collect();
     // Rows of older files get each column's default (null where it does not fit).
     let defaults: Vec<Cell> = columns
         .defaults()
@@ -422,11 +449,8 @@ async fn run_once(
             &silver,
             &columns,
             &arrow_schema,
-            state::Lookup {
-                converter: &converter,
-                keys: &keys,
-                outcomes: plan.outcomes.len(),
-            },
+            matcher.clone(),
+            &check,
             rewrite,
             &defaults,
         )
@@ -441,6 +465,7 @@ async fn run_once(
 
     // Decide, per key, against what silver holds.
     let mut applied = vec![false; plan.outcomes.len()];
+    let mut newest_applied: Option<Order> = None;
     let mut position_deletes: Vec<(String, i64)> = Vec::new();
     let mut toast_wanted: HashMap<Arc<str>, Vec<i64>> = HashMap::new();
     for (i, o) in plan.outcomes.iter().enumerate() {
@@ -452,6 +477,7 @@ async fn run_once(
             continue;
         }
         applied[i] = true;
+        newest_applied = newest_applied.max(Some(o.event.order));
         if let Some((file, pos)) = &ex.live {
             if !rewrite {
                 position_deletes.push((file.to_string(), *pos));
@@ -526,7 +552,7 @@ async fn run_once(
                                     issues.push(DqIssue {
                                         column: col.clone(),
                                         reason: "TOAST value not in the records".into(),
-                                        raw: Some(format!("\"{}\"", decode::TOAST_PLACEHOLDER)),
+                                        raw: Some(decode::TOAST_PLACEHOLDER_JSON.to_string()),
                                     });
                                 }
                             }
@@ -549,7 +575,17 @@ async fn run_once(
         report.quarantined = quarantine(lake, config, table, &plan.quarantined, &changes).await?;
     }
 
-    let props = writer_props(config);
+    let int_keys: Vec<&str> = columns
+        .key
+        .iter()
+        .map(String::as_str)
+        .filter(|k| {
+            arrow_schema
+                .field_with_name(k)
+                .is_ok_and(|f| matches!(f.data_type(), DataType::Int32 | DataType::Int64))
+        })
+        .collect();
+    let props = writer_props(config, &int_keys);
     let target = config.silver.target_file_size.0 as usize;
     let iceberg_schema = Arc::new(schema.clone());
     let batch = |rows: &[OutRow]| {
@@ -600,8 +636,18 @@ async fn run_once(
         ),
         ("medallion.writer".to_string(), "silver".to_string()),
     ]);
+    // Known for tables that recorded it from their first commit on.
+    let applied_up_to = if applied_before.is_some() || fresh {
+        applied_before.max(newest_applied)
+    } else {
+        None
+    };
+    // Later commits carry both forward (the commit layer keeps `medallion.` properties).
     if let Some(t) = truncate {
         summary.insert(TRUNCATED_BEFORE.to_string(), t.to_json());
+    }
+    if let Some(o) = applied_up_to {
+        summary.insert(APPLIED_UP_TO.to_string(), o.to_json());
     }
     let mut all_data = data_files;
     all_data.extend(tomb_files);
@@ -751,7 +797,7 @@ async fn quarantine(
         &q,
         schema,
         vec![batch],
-        writer_props(config),
+        writer_props(config, &[]),
         config.silver.target_file_size.0 as usize,
     )
     .await?;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::row::{RowConverter, SortField};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use iceberg::spec::DataContentType;
 
 use super::SilverError;
@@ -93,10 +93,18 @@ async fn deleted_positions(
                         .map_err(|e| SilverError::arrow(&table.name.to_string(), e))?;
                     let p = p.as_string::<i32>();
                     let pos = pos.as_primitive::<Int64Type>();
-                    for i in 0..b.num_rows() {
-                        out.entry(p.value(i).to_string())
+                    // Runs of the same data file (delete files are sorted by path).
+                    let mut start = 0;
+                    while start < b.num_rows() {
+                        let file = p.value(start);
+                        let mut end = start + 1;
+                        while end < b.num_rows() && p.value(end) == file {
+                            end += 1;
+                        }
+                        out.entry(file.to_string())
                             .or_default()
-                            .insert(pos.value(i));
+                            .extend(&pos.values()[start..end]);
+                        start = end;
                     }
                 }
             }
@@ -112,24 +120,6 @@ async fn deleted_positions(
         }
     }
     Ok(out)
-}
-
-/// The key converter for a table's key columns.
-pub fn key_converter(
-    columns: &Columns,
-    arrow_schema: &arrow::datatypes::Schema,
-) -> Result<RowConverter, SilverError> {
-    let fields = columns
-        .key
-        .iter()
-        .map(|k| {
-            arrow_schema
-                .field_with_name(k)
-                .map(|f| SortField::new(f.data_type().clone()))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SilverError::arrow("key columns", e))?;
-    RowConverter::new(fields).map_err(|e| SilverError::arrow("key columns", e))
 }
 
 /// Source position of row `i` from medallion's columns.
@@ -211,46 +201,194 @@ fn widen(cell: Cell, dt: &DataType) -> Cell {
     }
 }
 
-/// The keys a scan looks for.
-pub struct Lookup<'a> {
-    pub converter: &'a RowConverter,
-    /// Outcome index by key row.
-    pub keys: &'a HashMap<Box<[u8]>, usize>,
-    pub outcomes: usize,
+/// Finds the run's keys among a table's rows.
+pub struct KeyMatcher {
+    kind: Matcher,
+    /// The key columns' current types.
+    types: Vec<DataType>,
+    pub keys: usize,
 }
 
-/// Scans the table for the keys of `lookup`. With `rewrite`, every live row is also returned
-/// as an [`OutRow`] in the new column layout; `defaults` fills the columns older files lack.
+enum Matcher {
+    /// One integer key column: outcome index by value.
+    Int(HashMap<i64, usize, foldhash::fast::RandomState>),
+    /// Any key: outcome index by the key's row encoding.
+    Rows(RowConverter, HashMap<Box<[u8]>, usize>),
+}
+
+impl KeyMatcher {
+    /// For the typed key cells of the run's outcomes (one `Vec<Cell>` per outcome).
+    pub fn new(
+        columns: &Columns,
+        arrow_schema: &arrow::datatypes::Schema,
+        keys: &[Vec<Cell>],
+    ) -> Result<KeyMatcher, SilverError> {
+        let err = |e| SilverError::arrow("key columns", e);
+        let types: Vec<DataType> = columns
+            .key
+            .iter()
+            .map(|k| {
+                arrow_schema
+                    .field_with_name(k)
+                    .map(|f| f.data_type().clone())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let arrays: Vec<ArrayRef> = types
+            .iter()
+            .enumerate()
+            .map(|(j, dt)| {
+                let cells: Vec<&Cell> = keys.iter().map(|k| &k[j]).collect();
+                cells_to_array(&cells, dt)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let kind = match int_values(&arrays) {
+            Some(values) => Matcher::Int(values.enumerate().map(|(i, v)| (v, i)).collect()),
+            None => {
+                let fields = types.iter().map(|t| SortField::new(t.clone())).collect();
+                let converter = RowConverter::new(fields).map_err(err)?;
+                let rows = converter.convert_columns(&arrays).map_err(err)?;
+                let map = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (Box::from(r.as_ref()), i));
+                Matcher::Rows(converter, map.collect())
+            }
+        };
+        Ok(KeyMatcher {
+            kind,
+            types,
+            keys: keys.len(),
+        })
+    }
+
+    /// Per row of `b`: the outcome index of its key, if a key of the run.
+    fn find(
+        &self,
+        table: &str,
+        file: &str,
+        b: &RecordBatch,
+        names: &[String],
+    ) -> Result<Vec<Option<usize>>, SilverError> {
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(names.len());
+        for (k, want) in names.iter().zip(&self.types) {
+            let c = b.column_by_name(k).ok_or_else(|| SilverError::File {
+                table: table.to_string(),
+                file: file.to_string(),
+                message: format!("key column {k} is missing"),
+            })?;
+            // Older files may hold a narrower type.
+            cols.push(if c.data_type() == want {
+                c.clone()
+            } else {
+                arrow::compute::cast(c, want).map_err(|e| SilverError::arrow(table, e))?
+            });
+        }
+        Ok(match &self.kind {
+            Matcher::Int(map) => match int_values(&cols) {
+                Some(values) => values.map(|v| map.get(&v).copied()).collect(),
+                None => vec![None; b.num_rows()],
+            },
+            Matcher::Rows(converter, map) => {
+                let rows = converter
+                    .convert_columns(&cols)
+                    .map_err(|e| SilverError::arrow(table, e))?;
+                rows.iter().map(|r| map.get(r.as_ref()).copied()).collect()
+            }
+        })
+    }
+}
+
+/// The values of a single non-null integer key column, as i64.
+fn int_values(cols: &[ArrayRef]) -> Option<Box<dyn Iterator<Item = i64> + '_>> {
+    let [c] = cols else { return None };
+    if c.null_count() > 0 {
+        return None;
+    }
+    match c.data_type() {
+        DataType::Int64 => Some(Box::new(
+            c.as_primitive::<Int64Type>().values().iter().copied(),
+        )),
+        DataType::Int32 => Some(Box::new(
+            c.as_primitive::<Int32Type>()
+                .values()
+                .iter()
+                .map(|v| *v as i64),
+        )),
+        _ => None,
+    }
+}
+
+/// The rows of a data file whose key is one of the run's: (position, outcome index), and the
+/// file's row count.
+async fn match_keys(
+    table: Arc<LakeTable>,
+    path: String,
+    matcher: Arc<KeyMatcher>,
+    names: Vec<String>,
+) -> Result<(String, u32, Vec<(u32, usize)>), SilverError> {
+    let table_name = table.name.to_string();
+    let key_names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut found = Vec::new();
+    let mut rows = 0u32;
+    for b in read_file(&table, &path, Some(&key_names)).await? {
+        let hits = matcher.find(&table_name, &path, &b, &names)?;
+        for (i, hit) in hits.into_iter().enumerate() {
+            if let Some(oi) = hit {
+                found.push((rows + i as u32, oi));
+            }
+        }
+        rows += b.num_rows() as u32;
+    }
+    Ok((path, rows, found))
+}
+
+/// The columns that say how far a row's key history goes.
+const POSITION_COLUMNS: [&str; 8] = [
+    META_OP,
+    META_LSN,
+    META_BINLOG_FILE,
+    META_BINLOG_POS,
+    META_BINLOG_ROW,
+    META_UPDATED_AT,
+    META_PARTITION,
+    META_OFFSET,
+];
+
+/// Records a physical row of a run's key: the newest one says how far the key's history is
+/// applied, the live one is what the run replaces.
+fn note(e: &mut Existing, order: Order, live: bool, path: &Arc<str>, pos: i64) {
+    if e.newest.is_none_or(|n| n < order) {
+        e.newest = Some(order);
+    }
+    if live {
+        e.live = Some((path.clone(), pos));
+    }
+}
+
+/// Scans the table for the keys of `matcher`: the key columns of every live data file, then
+/// the position columns of only the rows whose key is one of the run's and whose outcome
+/// index is marked in `check` (an event newer than everything applied cannot be stale, and
+/// tombstone rows are always position-deleted, so its live row is known without them). With
+/// `rewrite`, every
+/// live row is also returned as an [`OutRow`] in the new column layout; `defaults` fills the
+/// columns older files lack.
 pub async fn scan(
     table: &LakeTable,
     columns: &Columns,
     arrow_schema: &arrow::datatypes::Schema,
-    lookup: Lookup<'_>,
+    matcher: Arc<KeyMatcher>,
+    check: &[bool],
     rewrite: bool,
     defaults: &[Cell],
 ) -> Result<Scan, SilverError> {
-    let Lookup {
-        converter,
-        keys,
-        outcomes,
-    } = lookup;
     let files = live_files(table, i64::MIN).await?;
     let deleted = deleted_positions(table, &files).await?;
     let mut scan = Scan {
-        existing: vec![Existing::default(); outcomes],
+        existing: vec![Existing::default(); matcher.keys],
         ..Default::default()
     };
-    let mut wanted: Vec<&str> = columns.key.iter().map(String::as_str).collect();
-    wanted.extend([
-        META_OP,
-        META_LSN,
-        META_BINLOG_FILE,
-        META_BINLOG_POS,
-        META_BINLOG_ROW,
-        META_UPDATED_AT,
-        META_PARTITION,
-        META_OFFSET,
-    ]);
     let table_name = table.name.to_string();
     // The current type of each column (older files may hold a narrower one).
     let types: Vec<&DataType> = columns
@@ -259,92 +397,133 @@ pub async fn scan(
         .map(|c| arrow_schema.field_with_name(&c.name).map(|f| f.data_type()))
         .collect::<Result<_, _>>()
         .map_err(|e| SilverError::arrow(&table_name, e))?;
+    // The key columns of every file, files in parallel.
+    let mut matched: HashMap<String, (u32, Vec<(u32, usize)>)> = HashMap::new();
+    if !rewrite {
+        let shared = Arc::new(table.clone());
+        let tasks = files
+            .iter()
+            .filter(|f| f.content == DataContentType::Data)
+            .map(|f| {
+                let task = match_keys(
+                    shared.clone(),
+                    f.path.clone(),
+                    matcher.clone(),
+                    columns.key.clone(),
+                );
+                tokio::spawn(task)
+            });
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut done = futures::stream::iter(tasks).buffer_unordered(cores);
+        while let Some(r) = done.next().await {
+            let (path, rows, found) = r.map_err(|e| SilverError::File {
+                table: table_name.clone(),
+                file: String::new(),
+                message: format!("a key lookup task failed: {e}"),
+            })??;
+            matched.insert(path, (rows, found));
+        }
+    }
     for f in files.iter().filter(|f| f.content == DataContentType::Data) {
-        let batches = read_file(table, &f.path, (!rewrite).then_some(&wanted[..])).await?;
         let dead = deleted.get(&f.path);
+        let is_live = |p: i64| !dead.is_some_and(|d| d.contains(&p));
         let path: Arc<str> = Arc::from(f.path.as_str());
+        if !rewrite {
+            let (rows, found) = matched.remove(&f.path).unwrap_or_default();
+            let mut hits: Vec<u32> = Vec::new();
+            let mut owners: Vec<usize> = Vec::new();
+            for (p, oi) in found {
+                if check[oi] {
+                    hits.push(p);
+                    owners.push(oi);
+                } else if is_live(p as i64) {
+                    scan.existing[oi].live = Some((path.clone(), p as i64));
+                }
+            }
+            // Every tombstone row is position-deleted, so the live rows are the rest.
+            scan.rows_scanned += rows as u64;
+            scan.live_rows += (rows as u64).saturating_sub(dead.map_or(0, |d| d.len() as u64));
+            if hits.is_empty() {
+                continue;
+            }
+            let mut at = hits.iter().zip(owners);
+            let mut stream = read_parquet(
+                table,
+                &f.path,
+                Some(&POSITION_COLUMNS),
+                Rows::Only(&hits),
+                65536,
+            )
+            .await?;
+            while let Some(b) = stream
+                .try_next()
+                .await
+                .map_err(|e| SilverError::parquet(&table_name, &f.path, e))?
+            {
+                let ops = ops(&b);
+                for i in 0..b.num_rows() {
+                    let (&p, oi) = at.next().expect("one row per selected position");
+                    let live = is_live(p as i64) && op_at(ops, i) != "d";
+                    let order = position_at(&b, i).order();
+                    note(&mut scan.existing[oi], order, live, &path, p as i64);
+                }
+            }
+            continue;
+        }
+        // A rewrite carries every row.
         let mut pos: i64 = 0;
-        for b in batches {
-            let key_cols: Vec<ArrayRef> = columns
-                .key
-                .iter()
-                .map(|k| {
-                    let c = b.column_by_name(k).ok_or_else(|| SilverError::File {
-                        table: table_name.clone(),
-                        file: f.path.clone(),
-                        message: format!("key column {k} is missing"),
-                    })?;
-                    let want = arrow_schema
-                        .field_with_name(k)
-                        .map_err(|e| SilverError::arrow(&table_name, e))?
-                        .data_type();
-                    if c.data_type() == want {
-                        Ok(c.clone())
-                    } else {
-                        arrow::compute::cast(c, want)
-                            .map_err(|e| SilverError::arrow(&table_name, e))
-                    }
-                })
-                .collect::<Result<_, SilverError>>()?;
-            let rows = converter
-                .convert_columns(&key_cols)
-                .map_err(|e| SilverError::arrow(&table_name, e))?;
+        for b in read_file(table, &f.path, None).await? {
+            let found = matcher.find(&table_name, &f.path, &b, &columns.key)?;
             let ops = ops(&b);
-            // A rewrite carries every column: found once per batch, absent in older files.
-            let arrays: Vec<Option<&ArrayRef>> = if rewrite {
-                columns
-                    .columns
-                    .iter()
-                    .map(|c| b.column_by_name(&c.name))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            for i in 0..b.num_rows() {
+            // Found once per batch; absent in older files.
+            let arrays: Vec<Option<&ArrayRef>> = columns
+                .columns
+                .iter()
+                .map(|c| b.column_by_name(&c.name))
+                .collect();
+            for (i, hit) in found.into_iter().enumerate() {
                 let p = pos + i as i64;
                 scan.rows_scanned += 1;
-                let is_live = !dead.is_some_and(|d| d.contains(&p));
                 let op = op_at(ops, i);
-                let hit = keys.get(rows.row(i).as_ref()).copied();
+                let live = is_live(p) && op != "d";
                 if let Some(oi) = hit {
-                    let order = position_at(&b, i).order();
-                    let e = &mut scan.existing[oi];
-                    if e.newest.is_none_or(|n| n < order) {
-                        e.newest = Some(order);
-                    }
-                    if is_live && op != "d" {
-                        e.live = Some((path.clone(), p));
-                    }
+                    note(
+                        &mut scan.existing[oi],
+                        position_at(&b, i).order(),
+                        live,
+                        &path,
+                        p,
+                    );
                 }
-                // Tombstone rows are never live; carry them in a rewrite.
-                let carry = rewrite && (is_live || op == "d");
-                if is_live && op != "d" {
+                if live {
                     scan.live_rows += 1;
                 }
-                if carry {
-                    let mut cells = Vec::with_capacity(columns.columns.len());
-                    for (ci, array) in arrays.iter().enumerate() {
-                        let cell = match array {
-                            Some(a) => widen(
-                                cell_at(a.as_ref(), i)
-                                    .map_err(|e| SilverError::arrow(&table_name, e))?,
-                                types[ci],
-                            ),
-                            None if op != "d" => defaults[ci].clone(),
-                            None => Cell::Null,
-                        };
-                        cells.push(cell);
-                    }
-                    scan.carried.push((
-                        OutRow {
-                            cells,
-                            op,
-                            position: position_at(&b, i),
-                            issues: issues_at(&b, i),
-                        },
-                        hit,
-                    ));
+                // Tombstone rows are never live; they are carried too.
+                if !live && op != "d" {
+                    continue;
                 }
+                let mut cells = Vec::with_capacity(columns.columns.len());
+                for (ci, array) in arrays.iter().enumerate() {
+                    let cell = match array {
+                        Some(a) => widen(
+                            cell_at(a.as_ref(), i)
+                                .map_err(|e| SilverError::arrow(&table_name, e))?,
+                            types[ci],
+                        ),
+                        None if op != "d" => defaults[ci].clone(),
+                        None => Cell::Null,
+                    };
+                    cells.push(cell);
+                }
+                scan.carried.push((
+                    OutRow {
+                        cells,
+                        op,
+                        position: position_at(&b, i),
+                        issues: issues_at(&b, i),
+                    },
+                    hit,
+                ));
             }
             pos += b.num_rows() as i64;
         }
@@ -384,26 +563,4 @@ pub async fn read_rows(
         }
     }
     Ok(out)
-}
-
-/// Key rows for typed key cells.
-pub fn key_rows(
-    converter: &RowConverter,
-    arrow_schema: &arrow::datatypes::Schema,
-    key_names: &[String],
-    keys: &[Vec<Cell>],
-) -> Result<Vec<Box<[u8]>>, SilverError> {
-    let mut cols: Vec<ArrayRef> = Vec::new();
-    for (j, k) in key_names.iter().enumerate() {
-        let dt = arrow_schema
-            .field_with_name(k)
-            .map_err(|e| SilverError::arrow("key columns", e))?
-            .data_type();
-        let cells: Vec<&Cell> = keys.iter().map(|k| &k[j]).collect();
-        cols.push(cells_to_array(&cells, dt).map_err(|e| SilverError::arrow("key columns", e))?);
-    }
-    let rows = converter
-        .convert_columns(&cols)
-        .map_err(|e| SilverError::arrow("key columns", e))?;
-    Ok(rows.iter().map(|r| Box::from(r.as_ref())).collect())
 }

@@ -342,14 +342,10 @@ pub async fn read(
 ) -> Result<Changes, SilverError> {
     let mut changes = Changes::default();
     let name = bronze.name.to_string();
-    let file_error = |path: &str| {
-        let name = name.clone();
-        let path = path.to_string();
-        move |message| SilverError::File {
-            table: name,
-            file: path,
-            message,
-        }
+    let file_error = |path: &str, message: String| SilverError::File {
+        table: name.clone(),
+        file: path.to_string(),
+        message,
     };
 
     let started = std::time::Instant::now();
@@ -375,7 +371,7 @@ pub async fn read(
             .await
             .map_err(|e| SilverError::parquet(&name, path, e))?
         {
-            let cols = Cols::new(&batch).map_err(file_error(path))?;
+            let cols = Cols::new(&batch).map_err(|m| file_error(path, m))?;
             for i in 0..batch.num_rows() {
                 let at = row + i as u32;
                 changes.rows_read += 1;
@@ -397,8 +393,8 @@ pub async fn read(
                 if cols.has_schema(i) && newest_schema.is_none_or(|(o, _, _)| o < order) {
                     newest_schema = Some((order, fi as u32, at));
                 }
-                let payload = key_payload(cols.key(i).map_err(file_error(path))?)
-                    .map_err(file_error(path))?;
+                let payload = key_payload(cols.key(i).map_err(|m| file_error(path, m))?)
+                    .map_err(|m| file_error(path, m))?;
                 index.offer(payload, order, fi as u32, at);
             }
             row += batch.num_rows() as u32;
@@ -492,13 +488,13 @@ pub async fn read(
                 .await
                 .map_err(|e| SilverError::parquet(&name, &file.path, e))?
             {
-                let cols = Cols::new(&batch).map_err(file_error(&file.path))?;
+                let cols = Cols::new(&batch).map_err(|m| file_error(&file.path, m))?;
                 for i in 0..batch.num_rows() {
                     if cols.change_op(i).is_none_or(|op| op == Op::Truncate) {
                         continue;
                     }
-                    let key = cols.key(i).map_err(file_error(&file.path))?;
-                    let payload = key_payload(key).map_err(file_error(&file.path))?;
+                    let key = cols.key(i).map_err(|m| file_error(&file.path, m))?;
+                    let payload = key_payload(key).map_err(|m| file_error(&file.path, m))?;
                     if let Some(&k) = chains.get(payload) {
                         rows.push(row + i as u32);
                         owners.push(k);

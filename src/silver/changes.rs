@@ -15,14 +15,14 @@ use arrow::array::{
     RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use iceberg::spec::DataContentType;
 
 use parquet::file::metadata::ParquetMetaData;
 use serde_json::value::RawValue;
 
 use super::SilverError;
-use super::files::{LiveFile, Rows, live_files, open_parquet, read_parquet};
+use super::files::{LiveFile, Rows, in_parallel, live_files, open_parquet, read_parquet};
 use crate::lake::LakeTable;
 use crate::source::debezium::Op;
 
@@ -425,7 +425,7 @@ pub async fn read(
         .map(|(fi, mut want)| {
             want.sort_unstable();
             let (table, file) = (shared.clone(), step[fi].clone());
-            tokio::spawn(async move {
+            async move {
                 let rows: Vec<u32> = want.iter().map(|w| w.0).collect();
                 let mut events = Vec::with_capacity(rows.len());
                 let mut topics = Topics::default();
@@ -433,17 +433,10 @@ pub async fn read(
                     events.push((key, e))
                 })
                 .await?;
-                Ok::<_, SilverError>((want, events))
-            })
+                Ok((want, events))
+            }
         });
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut reads = futures::stream::iter(reads).buffer_unordered(cores);
-    while let Some(done) = reads.next().await {
-        let (want, events) = done.map_err(|e| SilverError::File {
-            table: name.clone(),
-            file: String::new(),
-            message: format!("a read task failed: {e}"),
-        })??;
+    in_parallel(&name, reads, |(want, events): (Vec<(u32, u32)>, Vec<_>)| {
         for ((_, k), (key, event)) in want.into_iter().zip(events) {
             kept[k as usize] = Some(KeyEvents {
                 key,
@@ -451,7 +444,8 @@ pub async fn read(
                 chain: false,
             });
         }
-    }
+    })
+    .await?;
     if let Some((order, fi, row)) = newest_schema {
         let file = &step[fi as usize];
         let mut value = None;

@@ -4,7 +4,10 @@
 use iceberg::arrow::ArrowFileReader;
 use iceberg::spec::{DataContentType, ManifestStatus};
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
+use std::future::Future;
 use std::sync::Arc;
+
+use futures::StreamExt;
 
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
@@ -62,6 +65,30 @@ pub async fn live_files(table: &LakeTable, after: i64) -> Result<Vec<LiveFile>, 
         }
     }
     Ok(out)
+}
+
+/// Runs `tasks` (one per file), as many at once as there are cores, and hands each result to
+/// `each` as it finishes (in any order).
+pub async fn in_parallel<T, F>(
+    table: &str,
+    tasks: impl IntoIterator<Item = F>,
+    mut each: impl FnMut(T),
+) -> Result<(), SilverError>
+where
+    F: Future<Output = Result<T, SilverError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let spawned = tasks.into_iter().map(tokio::spawn);
+    let mut done = futures::stream::iter(spawned).buffer_unordered(super::cores());
+    while let Some(r) = done.next().await {
+        let out = r.map_err(|e| SilverError::File {
+            table: table.to_string(),
+            file: String::new(),
+            message: format!("a file task failed: {e}"),
+        })??;
+        each(out);
+    }
+    Ok(())
 }
 
 /// Which rows of a Parquet file to read.

@@ -241,7 +241,7 @@ pub fn plan(
 
 /// Runs `f` over `items` split in one part per core, and gives the parts' results in order.
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = super::cores();
     if cores < 2 || items.len() < 4096 {
         return vec![f(items)];
     }

@@ -293,6 +293,11 @@ fn writer_props(config: &Config, int_keys: &[&str]) -> WriterProperties {
     b.build()
 }
 
+/// The cores silver spreads its work over.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The watermark recorded in a silver table.
 fn watermark(t: &LakeTable) -> i64 {
     t.summary_property(BRONZE_WATERMARK)
@@ -432,11 +437,7 @@ async fn run_once(
     let check: Vec<bool> = plan
         .outcomes
         .iter()
-        .map(|o| {
-            silver
-                .current_snapshot()
-                .is_some_and(|_| applied_before.is_none_or(|m| o.event.order <= m))
-        })
+        .map(|o| applied_before.is_none_or(|m| o.event.order <= m))
         .collect();
     // Rows of older files get each column's default (null where it does not fit).
     let defaults: Vec<Cell> = columns

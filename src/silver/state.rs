@@ -17,7 +17,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::row::{RowConverter, SortField};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use iceberg::spec::DataContentType;
 
 use super::SilverError;
@@ -27,7 +27,7 @@ use super::columns::{
     META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT,
 };
 use super::decode::Cell;
-use super::files::{LiveFile, Rows, live_files, read_parquet};
+use super::files::{LiveFile, Rows, in_parallel, live_files, read_parquet};
 use super::merge::DqIssue;
 use super::write::{OutRow, cell_at, cells_to_array};
 use crate::lake::LakeTable;
@@ -405,24 +405,17 @@ pub async fn scan(
             .iter()
             .filter(|f| f.content == DataContentType::Data)
             .map(|f| {
-                let task = match_keys(
+                match_keys(
                     shared.clone(),
                     f.path.clone(),
                     matcher.clone(),
                     columns.key.clone(),
-                );
-                tokio::spawn(task)
+                )
             });
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut done = futures::stream::iter(tasks).buffer_unordered(cores);
-        while let Some(r) = done.next().await {
-            let (path, rows, found) = r.map_err(|e| SilverError::File {
-                table: table_name.clone(),
-                file: String::new(),
-                message: format!("a key lookup task failed: {e}"),
-            })??;
+        in_parallel(&table_name, tasks, |(path, rows, found)| {
             matched.insert(path, (rows, found));
-        }
+        })
+        .await?;
     }
     for f in files.iter().filter(|f| f.content == DataContentType::Data) {
         let dead = deleted.get(&f.path);

@@ -310,6 +310,31 @@ fn apply(changes: &[Change]) -> std::collections::BTreeMap<i64, (i64, Option<Str
     t
 }
 
+/// A Debezium PostgreSQL value of table `t` at `lsn` (a snapshot read for op `r`).
+fn pg_value(op: &str, before: serde_json::Value, after: serde_json::Value, lsn: i64) -> String {
+    let snapshot = if op == "r" { "true" } else { "false" };
+    serde_json::json!({"before": before, "after": after, "op": op, "ts_ms": 1_700_000_000_000i64 + lsn,
+        "source": {"connector": "postgresql", "name": "p", "db": "d", "schema": "public", "table": "t", "lsn": lsn, "ts_ms": 1_700_000_000_000i64 + lsn, "snapshot": snapshot}})
+    .to_string()
+}
+
+/// A Kafka-dump line of topic `p.public.t`.
+fn dump_line(partition: i32, offset: i64, key: Option<String>, value: Option<String>) -> String {
+    serde_json::json!({"topic": "p.public.t", "partition": partition, "offset": offset, "timestamp": 1_700_000_000_000i64,
+        "key": key, "value": value})
+    .to_string()
+}
+
+/// Lands `lines` in bronze as one file, then runs silver.
+async fn land_and_run(ws: &Workspace, name: &str, lines: &[String]) {
+    let f = ws.root().join(name);
+    std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+    ingest_files(&ws.lake(), &ws.config(), vec![f])
+        .await
+        .unwrap();
+    run_silver(ws).await;
+}
+
 /// Kafka-dump lines for the history: each event in a random partition (`keyed`: the key's
 /// partition, as Debezium does), so a key's events may be spread over partitions and only the
 /// source position orders them; each delete followed by its tombstone; then duplicates and
@@ -336,26 +361,28 @@ fn deliver(
             Change::Upsert { id, op, v, s } => {
                 let l = if *op == "r" { snapshot_lsn } else { lsn };
                 let after = serde_json::json!({"id": id, "v": v, "s": s});
-                let value = serde_json::json!({"before": null, "after": after, "op": op, "ts_ms": 1_700_000_000_000i64 + l,
-                    "source": {"connector": "postgresql", "name": "p", "db": "d", "schema": "public", "table": "t", "lsn": l, "ts_ms": 1_700_000_000_000i64 + l, "snapshot": if *op == "r" {"true"} else {"false"}}});
+                let value = pg_value(op, serde_json::Value::Null, after, l);
                 (
                     Some(format!("{{\"id\":{id}}}")),
-                    Some(value.to_string()),
+                    Some(value),
                     (*id as i32) % partitions,
                 )
             }
             Change::Delete { id } => {
-                let value = serde_json::json!({"before": {"id": id}, "after": null, "op": "d", "ts_ms": 1_700_000_000_000i64 + lsn,
-                    "source": {"connector": "postgresql", "name": "p", "db": "d", "schema": "public", "table": "t", "lsn": lsn, "ts_ms": 1_700_000_000_000i64 + lsn, "snapshot": "false"}});
+                let value = pg_value(
+                    "d",
+                    serde_json::json!({"id": id}),
+                    serde_json::Value::Null,
+                    lsn,
+                );
                 let key = format!("{{\"id\":{id}}}");
                 let p = partition_of(*id);
-                per[p as usize].push((key.clone(), value.to_string()));
+                per[p as usize].push((key.clone(), value));
                 (Some(key), None, p) // the tombstone
             }
             Change::Truncate => {
-                let value = serde_json::json!({"before": null, "after": null, "op": "t", "ts_ms": 1_700_000_000_000i64 + lsn,
-                    "source": {"connector": "postgresql", "name": "p", "db": "d", "schema": "public", "table": "t", "lsn": lsn, "ts_ms": 1_700_000_000_000i64 + lsn, "snapshot": "false"}});
-                (None, Some(value.to_string()), 0)
+                let value = pg_value("t", serde_json::Value::Null, serde_json::Value::Null, lsn);
+                (None, Some(value), 0)
             }
         };
         lsn += 8;
@@ -383,18 +410,13 @@ fn deliver(
             continue;
         }
         let (k, v) = &per[p][cursors[p]];
-        let json_or_null = |s: &str| {
-            if s == "\u{0}" {
-                serde_json::Value::Null
-            } else {
-                serde_json::Value::String(s.to_string())
-            }
-        };
-        lines.push(
-            serde_json::json!({"topic": "p.public.t", "partition": p, "offset": cursors[p], "timestamp": 1_700_000_000_000i64,
-                "key": json_or_null(k), "value": json_or_null(v)})
-            .to_string(),
-        );
+        let present = |s: &str| (s != "\u{0}").then(|| s.to_string());
+        lines.push(dump_line(
+            p as i32,
+            cursors[p] as i64,
+            present(k),
+            present(v),
+        ));
         cursors[p] += 1;
     }
     lines
@@ -426,12 +448,7 @@ async fn shuffled_duplicated_replayed_events_give_the_same_silver_as_applying_th
         let runs = 1 + rand(5) as usize;
         let per = lines.len().div_ceil(runs);
         for (i, chunk) in lines.chunks(per).enumerate() {
-            let f = ws.root().join(format!("part{i}.jsonl"));
-            std::fs::write(&f, chunk.join("\n") + "\n").unwrap();
-            ingest_files(&ws.lake(), &ws.config(), vec![f])
-                .await
-                .unwrap();
-            run_silver(&ws).await;
+            land_and_run(&ws, &format!("part{i}.jsonl"), chunk).await;
         }
         let got = if ws.tables("test_silver").await.contains(&"t".to_string()) {
             let batches = ws.query("SELECT id, v, s FROM silver.t ORDER BY id").await;
@@ -465,13 +482,17 @@ async fn an_event_from_before_a_truncate_stays_truncated_in_later_runs() {
     // Each run commits; the truncate's position must outlive the commit that recorded it (the
     // commit layer carries `medallion.` summary properties forward).
     let line = |offset: i64, id: i64, op: &str, lsn: i64| {
-        let after = (op != "t").then(|| serde_json::json!({"id": id, "v": lsn, "s": "x"}));
-        let value = serde_json::json!({"before": null, "after": after, "op": op, "ts_ms": 1_700_000_000_000i64 + lsn,
-            "source": {"connector": "postgresql", "name": "p", "db": "d", "schema": "public", "table": "t", "lsn": lsn, "ts_ms": 1_700_000_000_000i64 + lsn, "snapshot": "false"}});
+        let after = match op {
+            "t" => serde_json::Value::Null,
+            _ => serde_json::json!({"id": id, "v": lsn, "s": "x"}),
+        };
         let key = (op != "t").then(|| format!("{{\"id\":{id}}}"));
-        serde_json::json!({"topic": "p.public.t", "partition": 0, "offset": offset, "timestamp": 1_700_000_000_000i64,
-            "key": key, "value": value.to_string()})
-        .to_string()
+        dump_line(
+            0,
+            offset,
+            key,
+            Some(pg_value(op, serde_json::Value::Null, after, lsn)),
+        )
     };
     let ws = Workspace::new("");
     let runs = [
@@ -481,12 +502,7 @@ async fn an_event_from_before_a_truncate_stays_truncated_in_later_runs() {
         vec![line(3, 1, "c", 2_000)],
     ];
     for (i, lines) in runs.iter().enumerate() {
-        let f = ws.root().join(format!("run{i}.jsonl"));
-        std::fs::write(&f, lines.join("\n") + "\n").unwrap();
-        ingest_files(&ws.lake(), &ws.config(), vec![f])
-            .await
-            .unwrap();
-        run_silver(&ws).await;
+        land_and_run(&ws, &format!("run{i}.jsonl"), lines).await;
     }
     let got = ws.query("SELECT id FROM silver.t ORDER BY id").await;
     let ids: Vec<i64> = got

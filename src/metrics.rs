@@ -195,6 +195,14 @@ impl Metrics {
             "1 while partitions are paused because the committer is behind (backpressure).",
             vec![(String::new(), u8::from(m.paused).to_string())],
         );
+        if let Some(rss) = resident_bytes() {
+            family(
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory of the process.",
+                vec![(String::new(), rss.to_string())],
+            );
+        }
         out
     }
 
@@ -237,6 +245,19 @@ impl Metrics {
 }
 
 /// Escapes a label value.
+/// The process's resident memory now, from `/proc/self/status` (Linux; `None` elsewhere).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// [`resident_bytes`] in MiB, for logs.
+pub fn resident_mib() -> u64 {
+    resident_bytes().unwrap_or(0) >> 20
+}
+
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -404,6 +404,7 @@ pub async fn read(
     }
     let step = &files[..changes.files];
     let t_index = started.elapsed();
+    let rss_index = crate::metrics::resident_mib();
 
     // 2. The latest event of every key.
     let mut wanted: Vec<Vec<(u32, u32)>> = vec![Vec::new(); step.len()];
@@ -454,6 +455,7 @@ pub async fn read(
     }
 
     let t_latest = started.elapsed() - t_index;
+    let rss_latest = crate::metrics::resident_mib();
     // 3. Keys whose latest event needs earlier ones (TOAST placeholders).
     let chains: FastMap<&str, usize> = kept
         .iter()
@@ -514,6 +516,9 @@ pub async fn read(
         index = ?t_index,
         latest = ?t_latest,
         chains = ?(started.elapsed() - t_index - t_latest),
+        rss_index_mib = rss_index,
+        rss_latest_mib = rss_latest,
+        rss_mib = crate::metrics::resident_mib(),
         "read bronze"
     );
     changes.keys = payloads

@@ -170,34 +170,31 @@ pub fn plan(
     }
 
     let t0 = std::time::Instant::now();
-    // 2. Row images, parsed once. Keys newest first, so schema-less columns are learned in the
-    //    order of the newest image.
+    // 2. Keys newest first, so schema-less columns are learned in the order of the newest
+    //    image. Images are parsed where they are used and not kept: a run's images together
+    //    would take as much memory as its raw values.
     let mut keys: Vec<(&str, &KeyEvents)> =
         changes.keys.iter().map(|(k, v)| (k.as_ref(), v)).collect();
     keys.sort_by_key(|k| std::cmp::Reverse(k.1.latest().order));
-    let images: Vec<Vec<Option<Image>>> = in_parallel(&keys, |part| {
-        part.iter()
-            .map(|(_, k)| {
-                k.events
-                    .iter()
-                    .map(|e| match (&e.value, e.op) {
-                        (Some(v), Op::Create | Op::Read | Op::Update) if live(e) => {
-                            Some(after_image(v, e.has_schema))
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect();
     let t1 = t0.elapsed();
     if changes.newest_schema.is_none() {
+        let seen = in_parallel(&keys, |part| {
+            let mut seen = Seen::default();
+            for (_, k) in part {
+                for e in k.events.iter().rev() {
+                    if let Some(Ok(img)) = image(e, live(e)) {
+                        seen.image(img);
+                    }
+                }
+            }
+            seen
+        })
+        .into_iter()
+        .reduce(Seen::then)
+        .unwrap_or_default();
         learn(
             columns,
-            &images,
+            seen,
             config,
             decimals,
             has_rows,
@@ -227,15 +224,19 @@ pub fn plan(
     let defaults = columns.defaults();
 
     // 4. Decode and apply each key's events, on every core.
-    let work: Vec<_> = keys.iter().zip(images).collect();
-    for part in in_parallel(&work, |part| {
+    for part in in_parallel(&keys, |part| {
         decide(part, columns, &key_idx, &defaults, &live)
     }) {
         plan.outcomes.extend(part.outcomes);
         plan.quarantined.extend(part.quarantined);
         plan.truncated += part.truncated;
     }
-    tracing::debug!(images = ?t1, learn = ?(t2 - t1), decide = ?(t0.elapsed() - t2), "plan");
+    tracing::debug!(
+        learn = ?(t2 - t1),
+        decide = ?(t0.elapsed() - t2),
+        rss_mib = crate::metrics::resident_mib(),
+        "plan"
+    );
     Ok(plan)
 }
 
@@ -255,19 +256,24 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> V
     })
 }
 
-/// A key with its events' parsed images (`None`: no image, e.g. a delete).
-type KeyWork<'a> = (&'a (&'a str, &'a KeyEvents), Vec<Option<Image<'a>>>);
+/// An event's parsed `after` image; `None`: it has none (a delete, or removed by a truncate).
+fn image(e: &Event, live: bool) -> Option<Image<'_>> {
+    match (&e.value, e.op) {
+        (Some(v), Op::Create | Op::Read | Op::Update) if live => Some(after_image(v, e.has_schema)),
+        _ => None,
+    }
+}
 
-/// Each key's outcome: applies its events (with their parsed images) in order.
+/// Each key's outcome: applies its events in order.
 fn decide(
-    work: &[KeyWork<'_>],
+    keys: &[(&str, &KeyEvents)],
     columns: &Columns,
     key_idx: &[usize],
     defaults: &[Result<Cell, String>],
     live: &(impl Fn(&Event) -> bool + Sync),
 ) -> Plan {
     let mut plan = Plan::default();
-    for ((payload, k), imgs) in work {
+    for (payload, k) in keys {
         let key = match decode_key(payload, columns, key_idx) {
             Ok(key) => key,
             Err(reason) => {
@@ -287,7 +293,7 @@ fn decide(
         }
         let mut state = State::Unknown;
         let mut last: Option<&Event> = None;
-        for (e, img) in k.events.iter().zip(imgs) {
+        for e in &k.events {
             if !live(e) {
                 plan.truncated += 1;
                 continue;
@@ -299,13 +305,13 @@ fn decide(
                 }
                 Op::Truncate => unreachable!("truncates are not key events"),
                 Op::Create | Op::Read | Op::Update => {
-                    let image = match img {
+                    let image = match image(e, true) {
                         Some(Ok(image)) => image,
                         Some(Err(reason)) => {
                             plan.quarantined.push(Quarantined {
                                 key_text: k.key.clone(),
                                 event: e.clone(),
-                                reason: reason.clone(),
+                                reason,
                             });
                             continue;
                         }
@@ -323,7 +329,7 @@ fn decide(
                         _ => None,
                     };
                     match decode_row(
-                        image,
+                        &image,
                         columns,
                         defaults,
                         prev,
@@ -361,42 +367,77 @@ fn decide(
     plan
 }
 
+/// What the images of a run show of schema-less columns: field names in the order first seen,
+/// and per name the first value that tells its type.
+#[derive(Default)]
+struct Seen<'a> {
+    names: Vec<Cow<'a, str>>,
+    firsts: HashMap<Cow<'a, str>, &'a RawValue>,
+}
+
+impl<'a> Seen<'a> {
+    /// An empty list says less about its type than a non-empty one.
+    fn weak(raw: &RawValue) -> bool {
+        raw.get() == "[]"
+    }
+
+    fn offer(&mut self, name: Cow<'a, str>, raw: &'a RawValue) {
+        if raw.get() == "null" || raw.get() == TOAST_PLACEHOLDER_JSON {
+            return;
+        }
+        match self.firsts.get_mut(&name) {
+            Some(f) if Self::weak(f) && !Self::weak(raw) => *f = raw,
+            Some(_) => {}
+            None => {
+                self.firsts.insert(name, raw);
+            }
+        }
+    }
+
+    fn image(&mut self, image: Vec<(Cow<'a, str>, &'a RawValue)>) {
+        for (n, raw) in image {
+            if !self.names.contains(&n) {
+                self.names.push(n.clone());
+            }
+            self.offer(n, raw);
+        }
+    }
+
+    /// This, then what a later part of the run saw: as if seen in one sequence.
+    fn then(mut self, later: Seen<'a>) -> Seen<'a> {
+        for n in later.names {
+            if !self.names.contains(&n) {
+                self.names.push(n);
+            }
+        }
+        for (n, raw) in later.firsts {
+            self.offer(n, raw);
+        }
+        self
+    }
+}
+
 /// Learns schema-less columns: names in the order of the newest image, types from the first
 /// non-null value of each, newest first.
 fn learn(
     columns: &mut Columns,
-    images: &[Vec<Option<Image<'_>>>],
+    seen: Seen<'_>,
     config: Option<&SilverTableConfig>,
     decimals: DecimalHandling,
     has_rows: bool,
     evolution: &mut Evolution,
 ) -> Result<(), MergeError> {
-    let mut names: Vec<&str> = Vec::new();
-    let mut firsts: HashMap<&str, &RawValue> = HashMap::new();
-    for per in images {
-        for img in per.iter().rev().flatten().flatten() {
-            for (n, raw) in img {
-                if !firsts.contains_key(n.as_ref()) && !names.contains(&n.as_ref()) {
-                    names.push(n.as_ref());
-                }
-                let weak = |r: &RawValue| r.get() == "[]";
-                if raw.get() != "null"
-                    && raw.get() != TOAST_PLACEHOLDER_JSON
-                    && firsts.get(n.as_ref()).is_none_or(|f| weak(f) && !weak(raw))
-                {
-                    // An empty list says less about its type than a non-empty one.
-                    firsts.insert(n.as_ref(), raw);
-                }
-            }
-        }
-    }
-    for n in names {
+    for n in &seen.names {
         if columns.index(n).is_some() {
             continue;
         }
-        let configured =
-            config.is_some_and(|c| c.columns.get(n).and_then(|c| c.type_name()).is_some());
-        let raw = match firsts.get(n) {
+        let configured = config.is_some_and(|c| {
+            c.columns
+                .get(n.as_ref())
+                .and_then(|c| c.type_name())
+                .is_some()
+        });
+        let raw = match seen.firsts.get(n) {
             Some(r) => *r,
             None if configured => {
                 let null: &RawValue = serde_json::from_str("null").expect("static");
@@ -404,7 +445,7 @@ fn learn(
             }
             None => continue,
         };
-        let image = [(Cow::Borrowed(n), raw)];
+        let image = [(Cow::Borrowed(n.as_ref()), raw)];
         columns
             .learn(&image, config, decimals, has_rows, evolution)
             .map_err(MergeError::Columns)?;
@@ -502,4 +543,49 @@ pub enum MergeError {
     Schema(String),
     #[error(transparent)]
     Columns(#[from] ColumnError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen<'a>(images: &[&'a str]) -> Seen<'a> {
+        let mut s = Seen::default();
+        for i in images {
+            s.image(object_fields(i).unwrap());
+        }
+        s
+    }
+
+    fn shown(s: &Seen<'_>) -> Vec<(String, Option<String>)> {
+        s.names
+            .iter()
+            .map(|n| (n.to_string(), s.firsts.get(n).map(|r| r.get().to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn seen_in_parts_is_seen_in_one_sequence() {
+        let images = [
+            r#"{"id":1,"tags":[],"note":null}"#,
+            r#"{"id":2,"tags":[],"note":"__debezium_unavailable_value"}"#,
+            r#"{"id":3,"tags":["a"],"extra":1.5}"#,
+            r#"{"id":4,"tags":["b"],"note":"x","late":null}"#,
+        ];
+        let whole = shown(&seen(&images));
+        assert_eq!(
+            whole,
+            vec![
+                ("id".into(), Some("1".into())),
+                ("tags".into(), Some(r#"["a"]"#.into())),
+                ("note".into(), Some(r#""x""#.into())),
+                ("extra".into(), Some("1.5".into())),
+                ("late".into(), None),
+            ]
+        );
+        for cut in 0..=images.len() {
+            let (a, b) = images.split_at(cut);
+            assert_eq!(shown(&seen(a).then(seen(b))), whole, "split at {cut}");
+        }
+    }
 }

@@ -495,6 +495,7 @@ async fn run_once(
     };
 
     report.t_lookup = t0.elapsed();
+    tracing::debug!(table = %name, rss_mib = crate::metrics::resident_mib(), "looked up");
     let t0 = Instant::now();
     let mut live: Vec<OutRow> = Vec::new();
     let mut tombstones: Vec<OutRow> = Vec::new();
@@ -616,6 +617,7 @@ async fn run_once(
             position_deletes.push((f.file_path().to_string(), p));
         }
     }
+    tracing::debug!(table = %name, rss_mib = crate::metrics::resident_mib(), "written");
     let delete_files =
         write::write_position_deletes(lake, &silver, position_deletes, props).await?;
 

@@ -210,10 +210,67 @@ pub struct KeyMatcher {
 }
 
 enum Matcher {
-    /// One integer key column: outcome index by value.
-    Int(HashMap<i64, usize, foldhash::fast::RandomState>),
+    /// One integer key column.
+    Int(IntKeys),
     /// Any key: outcome index by the key's row encoding.
     Rows(RowConverter, HashMap<Box<[u8]>, usize>),
+}
+
+/// The run's values of a single integer key column. The lookup tests every row of the table,
+/// and almost none is a key of the run: a range check and a bit filter that fits in cache
+/// turn most rows away before the hash map is asked.
+struct IntKeys {
+    map: HashMap<i64, usize, foldhash::fast::RandomState>,
+    min: i64,
+    max: i64,
+    /// One bit per hash slot of a run key (about 16 slots per key: ~6% false positives).
+    filter: Vec<u64>,
+    shift: u32,
+}
+
+impl IntKeys {
+    fn new(values: impl Iterator<Item = i64>) -> IntKeys {
+        let map: HashMap<i64, usize, _> = values.enumerate().map(|(i, v)| (v, i)).collect();
+        let bits = (map.len() * 16).next_power_of_two().max(4096);
+        let mut keys = IntKeys {
+            min: map.keys().copied().min().unwrap_or(0),
+            max: map.keys().copied().max().unwrap_or(-1),
+            filter: vec![0; bits / 64],
+            shift: 64 - bits.trailing_zeros(),
+            map,
+        };
+        for v in keys.map.keys().copied().collect::<Vec<_>>() {
+            let s = keys.slot(v);
+            keys.filter[s >> 6] |= 1 << (s & 63);
+        }
+        keys
+    }
+
+    #[inline]
+    fn slot(&self, v: i64) -> usize {
+        ((v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn get(&self, v: i64) -> Option<usize> {
+        if v < self.min || v > self.max {
+            return None;
+        }
+        let s = self.slot(v);
+        if self.filter[s >> 6] & (1 << (s & 63)) == 0 {
+            return None;
+        }
+        self.map.get(&v).copied()
+    }
+
+    /// Rows of `values` that are keys of the run: (row, outcome index).
+    fn hits<T: Copy>(&self, values: &[T], wide: impl Fn(T) -> i64, out: &mut Vec<(u32, usize)>) {
+        for (i, &v) in values.iter().enumerate() {
+            if let Some(o) = self.get(wide(v)) {
+                out.push((i as u32, o));
+            }
+        }
+    }
 }
 
 impl KeyMatcher {
@@ -243,9 +300,13 @@ impl KeyMatcher {
             })
             .collect::<Result<_, _>>()
             .map_err(err)?;
-        let kind = match int_values(&arrays) {
-            Some(values) => Matcher::Int(values.enumerate().map(|(i, v)| (v, i)).collect()),
-            None => {
+        let kind = match int_column(&arrays) {
+            Some(c) if c.null_count() == 0 => {
+                let mut values = Vec::with_capacity(c.len());
+                for_int_values(c, |v| values.push(v));
+                Matcher::Int(IntKeys::new(values.into_iter()))
+            }
+            _ => {
                 let fields = types.iter().map(|t| SortField::new(t.clone())).collect();
                 let converter = RowConverter::new(fields).map_err(err)?;
                 let rows = converter.convert_columns(&arrays).map_err(err)?;
@@ -263,14 +324,14 @@ impl KeyMatcher {
         })
     }
 
-    /// Per row of `b`: the outcome index of its key, if a key of the run.
+    /// The rows of `b` whose key is one of the run's: (row, outcome index), in row order.
     fn find(
         &self,
         table: &str,
         file: &str,
         b: &RecordBatch,
         names: &[String],
-    ) -> Result<Vec<Option<usize>>, SilverError> {
+    ) -> Result<Vec<(u32, usize)>, SilverError> {
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(names.len());
         for (k, want) in names.iter().zip(&self.types) {
             let c = b.column_by_name(k).ok_or_else(|| SilverError::File {
@@ -285,38 +346,58 @@ impl KeyMatcher {
                 arrow::compute::cast(c, want).map_err(|e| SilverError::arrow(table, e))?
             });
         }
-        Ok(match &self.kind {
-            Matcher::Int(map) => match int_values(&cols) {
-                Some(values) => values.map(|v| map.get(&v).copied()).collect(),
-                None => vec![None; b.num_rows()],
+        let mut out = Vec::new();
+        match &self.kind {
+            Matcher::Int(keys) => match int_column(&cols) {
+                // Silver never writes a null key.
+                Some(c) if c.null_count() == 0 => match c.data_type() {
+                    DataType::Int64 => {
+                        keys.hits(c.as_primitive::<Int64Type>().values(), |v| v, &mut out)
+                    }
+                    _ => keys.hits(
+                        c.as_primitive::<Int32Type>().values(),
+                        |v| v as i64,
+                        &mut out,
+                    ),
+                },
+                _ => {}
             },
             Matcher::Rows(converter, map) => {
                 let rows = converter
                     .convert_columns(&cols)
                     .map_err(|e| SilverError::arrow(table, e))?;
-                rows.iter().map(|r| map.get(r.as_ref()).copied()).collect()
+                for (i, r) in rows.iter().enumerate() {
+                    if let Some(&o) = map.get(r.as_ref()) {
+                        out.push((i as u32, o));
+                    }
+                }
             }
-        })
+        }
+        Ok(out)
     }
 }
 
-/// The values of a single non-null integer key column, as i64.
-fn int_values(cols: &[ArrayRef]) -> Option<Box<dyn Iterator<Item = i64> + '_>> {
-    let [c] = cols else { return None };
-    if c.null_count() > 0 {
-        return None;
-    }
-    match c.data_type() {
-        DataType::Int64 => Some(Box::new(
-            c.as_primitive::<Int64Type>().values().iter().copied(),
-        )),
-        DataType::Int32 => Some(Box::new(
-            c.as_primitive::<Int32Type>()
-                .values()
-                .iter()
-                .map(|v| *v as i64),
-        )),
+/// The column of a single integer key.
+fn int_column(cols: &[ArrayRef]) -> Option<&ArrayRef> {
+    match cols {
+        [c] if matches!(c.data_type(), DataType::Int64 | DataType::Int32) => Some(c),
         _ => None,
+    }
+}
+
+/// Each value of an integer column, as i64.
+fn for_int_values(c: &ArrayRef, mut f: impl FnMut(i64)) {
+    match c.data_type() {
+        DataType::Int64 => c
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .for_each(|v| f(*v)),
+        _ => c
+            .as_primitive::<Int32Type>()
+            .values()
+            .iter()
+            .for_each(|v| f(*v as i64)),
     }
 }
 
@@ -334,11 +415,7 @@ async fn match_keys(
     let mut rows = 0u32;
     for b in read_file(&table, &path, Some(&key_names)).await? {
         let hits = matcher.find(&table_name, &path, &b, &names)?;
-        for (i, hit) in hits.into_iter().enumerate() {
-            if let Some(oi) = hit {
-                found.push((rows + i as u32, oi));
-            }
-        }
+        found.extend(hits.into_iter().map(|(i, oi)| (rows + i, oi)));
         rows += b.num_rows() as u32;
     }
     Ok((path, rows, found))
@@ -383,8 +460,11 @@ pub async fn scan(
     rewrite: bool,
     defaults: &[Cell],
 ) -> Result<Scan, SilverError> {
+    let started = std::time::Instant::now();
     let files = live_files(table, i64::MIN).await?;
+    let t_files = started.elapsed();
     let deleted = deleted_positions(table, &files).await?;
+    let t_deleted = started.elapsed() - t_files;
     let mut scan = Scan {
         existing: vec![Existing::default(); matcher.keys],
         ..Default::default()
@@ -417,6 +497,7 @@ pub async fn scan(
         })
         .await?;
     }
+    let t_keys = started.elapsed() - t_files - t_deleted;
     for f in files.iter().filter(|f| f.content == DataContentType::Data) {
         let dead = deleted.get(&f.path);
         let is_live = |p: i64| !dead.is_some_and(|d| d.contains(&p));
@@ -466,7 +547,10 @@ pub async fn scan(
         // A rewrite carries every row.
         let mut pos: i64 = 0;
         for b in read_file(table, &f.path, None).await? {
-            let found = matcher.find(&table_name, &f.path, &b, &columns.key)?;
+            let mut found = matcher
+                .find(&table_name, &f.path, &b, &columns.key)?
+                .into_iter()
+                .peekable();
             let ops = ops(&b);
             // Found once per batch; absent in older files.
             let arrays: Vec<Option<&ArrayRef>> = columns
@@ -474,7 +558,8 @@ pub async fn scan(
                 .iter()
                 .map(|c| b.column_by_name(&c.name))
                 .collect();
-            for (i, hit) in found.into_iter().enumerate() {
+            for i in 0..b.num_rows() {
+                let hit = found.next_if(|(r, _)| *r as usize == i).map(|(_, oi)| oi);
                 let p = pos + i as i64;
                 scan.rows_scanned += 1;
                 let op = op_at(ops, i);
@@ -522,6 +607,14 @@ pub async fn scan(
         }
     }
     scan.files = files.into_iter().map(|f| f.path).collect();
+    tracing::debug!(
+        table = %table_name,
+        files = ?t_files,
+        deletes = ?t_deleted,
+        keys = ?t_keys,
+        positions = ?(started.elapsed() - t_files - t_deleted - t_keys),
+        "scanned silver"
+    );
     Ok(scan)
 }
 
@@ -556,4 +649,29 @@ pub async fn read_rows(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int_keys_find_exactly_the_run_keys() {
+        let run = [i64::MIN, -7, 0, 3, 1 << 40, i64::MAX];
+        let keys = IntKeys::new(run.iter().copied());
+        for (i, v) in run.iter().enumerate() {
+            assert_eq!(keys.get(*v), Some(i), "{v}");
+        }
+        // Everything else, dense around the keys and spread far out.
+        let others = (-100_000i64..100_000)
+            .chain((0..100_000).map(|i| i * 7_919_113_111))
+            .filter(|v| !run.contains(v));
+        for v in others {
+            assert_eq!(keys.get(v), None, "{v}");
+        }
+        let mut out = Vec::new();
+        keys.hits(&[5i32, 3, -7, 3], |v| v as i64, &mut out);
+        assert_eq!(out, vec![(1, 3), (2, 1), (3, 3)]);
+        assert_eq!(IntKeys::new(std::iter::empty()).get(0), None);
+    }
 }

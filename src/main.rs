@@ -3,9 +3,6 @@
 use clap::Parser;
 use medallion::cli::{self, Cli};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     tune_allocator();
     let cli = Cli::parse();

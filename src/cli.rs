@@ -85,8 +85,16 @@ pub enum Command {
     /// Deletes remove the row; a truncate empties the table; replayed or older events change
     /// nothing. Values with no typed form (`infinity`, a lost TOAST value) are null with a note
     /// in `_dq_issues`; events that do not fit their columns go to `<table>_quarantine` with
-    /// the reason. Safe to interrupt and re-run at any point.
+    /// the reason. The expectations of `silver.tables.<table>.expectations` are checked on
+    /// every new row (warn: flagged in `_dq_failed`; drop; quarantine; fail: the table commits
+    /// nothing) and each run's counts are appended to `silver._dq_runs` (see `medallion dq`).
+    /// Safe to interrupt and re-run at any point.
     Silver(SilverArgs),
+    /// Data quality: the latest silver run's results per table and expectation.
+    ///
+    /// From `silver._dq_runs`: rows checked and failed per expectation (and per built-in check:
+    /// `_key_not_null`, `_fits_type`, `_decodes`, whose failures are in `<table>_quarantine`).
+    Dq(DqArgs),
     /// Run the whole pipeline on generated sample data, on the embedded catalog.
     ///
     /// Generates e-commerce change events (users, products, orders), ingests them into bronze,
@@ -193,6 +201,16 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DqArgs {
+    /// Only this silver table.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
 pub struct TablesArgs {
     /// Only this layer: bronze, silver or gold.
     #[arg(long)]
@@ -271,6 +289,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             let config = Config::load(&cli.config)?;
             let lake = Lake::open(&config)?;
             run_silver(&lake, &config, a.table.clone()).await
+        }
+        Command::Dq(a) => {
+            let config = Config::load(&cli.config)?;
+            let lake = Lake::open(&config)?;
+            print_dq(&lake, &config, &a).await
         }
         Command::Tables(a) => {
             let config = Config::load(&cli.config)?;
@@ -406,13 +429,45 @@ pub async fn run_silver(lake: &Lake, config: &Config, table: Option<String>) -> 
     }
 }
 
+/// The latest run's data-quality counts per silver table.
+async fn print_dq(lake: &Lake, config: &Config, a: &DqArgs) -> Result<()> {
+    let runs = silver::quality::RUNS_TABLE;
+    let name = TableName::new(config.namespaces.silver.clone(), runs);
+    if lake.load(&name).await?.is_none() {
+        println!("no data-quality results yet: {name} does not exist (run `medallion silver`)");
+        return Ok(());
+    }
+    let filter = match &a.table {
+        Some(t) => {
+            crate::config::check_identifier("--table", t)?;
+            format!("WHERE table_name = '{}.{t}'", config.namespaces.silver)
+        }
+        None => String::new(),
+    };
+    let sql = format!(
+        "WITH latest AS (SELECT table_name, max(run_id) AS run_id FROM silver.{runs} {filter} \
+         GROUP BY table_name) \
+         SELECT d.table_name AS \"table\", d.expectation, d.action, \
+         sum(d.rows_checked) AS checked, sum(d.rows_failed) AS failed, \
+         round(100.0 * sum(d.rows_failed) / nullif(sum(d.rows_checked), 0), 2) AS failed_pct, \
+         max(d.run_at) AS run_at \
+         FROM silver.{runs} d JOIN latest l ON d.table_name = l.table_name AND d.run_id = l.run_id \
+         GROUP BY d.table_name, d.expectation, d.action ORDER BY 1, 2"
+    );
+    let ctx = query::session(lake, config).await?;
+    let batches = query::run(&ctx, &sql).await?;
+    let mut out = std::io::stdout().lock();
+    query::write(&mut out, &batches, a.format)?;
+    Ok(())
+}
+
 fn print_silver_report(r: &silver::TableReport) {
     if r.up_to_date {
         println!("{}: up to date", r.table);
         return;
     }
     println!(
-        "{}: {} events from {} bronze rows ({} files, {} commit{}) in {:.2}s: {} keys, {} upserts, {} deletes, {} stale (already applied), {} quarantined, {} cells flagged{}{}",
+        "{}: {} events from {} bronze rows ({} files, {} commit{}) in {:.2}s: {} keys, {} upserts, {} deletes, {} stale (already applied), {} quarantined, {} dropped, {} rows warned, {} cells flagged{}{}",
         r.table,
         r.events,
         r.bronze_rows,
@@ -425,6 +480,8 @@ fn print_silver_report(r: &silver::TableReport) {
         r.deletes,
         r.stale,
         r.quarantined,
+        r.dropped,
+        r.warned,
         r.flagged,
         if r.truncated { "; truncated" } else { "" },
         if r.columns_added.is_empty() {

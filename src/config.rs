@@ -443,6 +443,49 @@ pub struct SilverTableConfig {
     /// or `loyalty_points = { type = "int", default = 0 }`.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnConfig>,
+    /// Data-quality expectations, checked on every row a run writes (in the order given).
+    #[serde(default)]
+    pub expectations: Vec<ExpectationConfig>,
+}
+
+/// A data-quality expectation, in the style of Delta Live Tables.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectationConfig {
+    /// Its name in flags, quarantine rows, `_dq_runs` and messages.
+    pub name: String,
+    /// A SQL boolean expression over the decoded row, e.g. `price >= 0`. A row fails when it is
+    /// false; null (unknown) passes, as in a SQL CHECK constraint.
+    pub expr: String,
+    /// What a failing row does.
+    #[serde(default)]
+    pub action: DqAction,
+}
+
+/// What a row that fails an expectation does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum DqAction {
+    /// Kept in silver, its name in `_dq_failed`.
+    #[default]
+    Warn,
+    /// Left out of silver (the key keeps its previous row) and counted.
+    Drop,
+    /// Left out of silver and written to `<table>_quarantine` with the names it failed.
+    Quarantine,
+    /// The table's run stops before it commits anything, with a non-zero exit.
+    Fail,
+}
+
+impl DqAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DqAction::Warn => "warn",
+            DqAction::Drop => "drop",
+            DqAction::Quarantine => "quarantine",
+            DqAction::Fail => "fail",
+        }
+    }
 }
 
 /// A column's configured type and/or default.
@@ -718,6 +761,25 @@ impl Config {
                     crate::silver::types::ConfiguredType::parse(ty)
                         .map_err(|rule| invalid(format!("{key}.type"), rule))?;
                 }
+            }
+            let mut names = std::collections::HashSet::new();
+            for (i, e) in t.expectations.iter().enumerate() {
+                let key = format!("silver.tables.{table}.expectations[{i}]");
+                check_identifier(&format!("{key}.name"), &e.name)?;
+                if e.name.starts_with('_') {
+                    return Err(invalid(
+                        format!("{key}.name"),
+                        "names starting with `_` are medallion's built-in checks",
+                    ));
+                }
+                if !names.insert(e.name.as_str()) {
+                    return Err(invalid(
+                        format!("{key}.name"),
+                        format!("`{}` is used twice; names must be unique per table", e.name),
+                    ));
+                }
+                crate::silver::quality::parse_expr(&e.expr)
+                    .map_err(|rule| invalid(format!("{key}.expr"), rule))?;
             }
         }
         Ok(())

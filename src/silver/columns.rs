@@ -60,6 +60,10 @@ pub const META_UPDATED_AT: &str = "_updated_at";
 pub const META_PARTITION: &str = "_kafka_partition";
 pub const META_OFFSET: &str = "_kafka_offset";
 pub const META_ISSUES: &str = "_dq_issues";
+/// The names of the `warn` expectations the row failed.
+pub const META_FAILED: &str = "_dq_failed";
+/// No `warn` expectation failed and no cell was flagged.
+pub const META_OK: &str = "_dq_ok";
 
 /// One source column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -406,7 +410,43 @@ impl Columns {
                 NestedField::list_element(issues_id + 1, element, true).into(),
             )),
         ));
-        self.last_id = self.last_id.max(next - 1).max(issues_id + 4);
+        // _dq_failed: list<string>
+        let failed_id = match self.meta_ids.get(META_FAILED) {
+            Some(id) => *id,
+            None => {
+                let id = next.max(issues_id + 5);
+                next = id + 2;
+                self.meta_ids.insert(META_FAILED.to_string(), id);
+                id
+            }
+        };
+        fields.push(NestedField::optional(
+            failed_id,
+            META_FAILED,
+            Type::List(iceberg::spec::ListType::new(
+                NestedField::list_element(failed_id + 1, p(PrimitiveType::String), true).into(),
+            )),
+        ));
+        let ok_id = match self.meta_ids.get(META_OK) {
+            Some(id) => *id,
+            None => {
+                let id = next.max(failed_id + 2);
+                next = id + 1;
+                self.meta_ids.insert(META_OK.to_string(), id);
+                id
+            }
+        };
+        fields.push(NestedField::optional(
+            ok_id,
+            META_OK,
+            p(PrimitiveType::Boolean),
+        ));
+        self.last_id = self
+            .last_id
+            .max(next - 1)
+            .max(issues_id + 4)
+            .max(failed_id + 1)
+            .max(ok_id);
         let key_ids: Vec<i32> = self
             .key
             .iter()

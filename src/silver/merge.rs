@@ -62,12 +62,34 @@ impl NewRow {
     }
 }
 
+/// Built-in checks (no configuration): a change that fails one goes to quarantine.
+pub const CHECK_KEY_NOT_NULL: &str = "_key_not_null";
+pub const CHECK_FITS_TYPE: &str = "_fits_type";
+pub const CHECK_DECODES: &str = "_decodes";
+pub const BUILTIN_CHECKS: [&str; 3] = [CHECK_KEY_NOT_NULL, CHECK_FITS_TYPE, CHECK_DECODES];
+
 /// An event held back, with the reason.
 #[derive(Debug, Clone)]
 pub struct Quarantined {
     pub key_text: Arc<str>,
     pub event: Event,
     pub reason: String,
+    /// The checks it failed: a built-in one, or the names of expectations.
+    pub checks: Vec<String>,
+    /// The decoded row as JSON, when it was decoded (an expectation held it back).
+    pub row: Option<String>,
+}
+
+impl Quarantined {
+    fn builtin(key_text: &Arc<str>, event: &Event, check: &str, reason: String) -> Quarantined {
+        Quarantined {
+            key_text: key_text.clone(),
+            event: event.clone(),
+            reason,
+            checks: vec![check.to_string()],
+            row: None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -276,12 +298,9 @@ fn decide(
     for (payload, k) in keys {
         let key = match decode_key(payload, columns, key_idx) {
             Ok(key) => key,
-            Err(reason) => {
-                plan.quarantined.push(Quarantined {
-                    key_text: k.key.clone(),
-                    event: k.latest().clone(),
-                    reason,
-                });
+            Err((check, reason)) => {
+                plan.quarantined
+                    .push(Quarantined::builtin(&k.key, k.latest(), check, reason));
                 continue;
             }
         };
@@ -308,19 +327,21 @@ fn decide(
                     let image = match image(e, true) {
                         Some(Ok(image)) => image,
                         Some(Err(reason)) => {
-                            plan.quarantined.push(Quarantined {
-                                key_text: k.key.clone(),
-                                event: e.clone(),
+                            plan.quarantined.push(Quarantined::builtin(
+                                &k.key,
+                                e,
+                                CHECK_DECODES,
                                 reason,
-                            });
+                            ));
                             continue;
                         }
                         None => {
-                            plan.quarantined.push(Quarantined {
-                                key_text: k.key.clone(),
-                                event: e.clone(),
-                                reason: "a change without a value".into(),
-                            });
+                            plan.quarantined.push(Quarantined::builtin(
+                                &k.key,
+                                e,
+                                CHECK_DECODES,
+                                "a change without a value".into(),
+                            ));
                             continue;
                         }
                     };
@@ -339,11 +360,12 @@ fn decide(
                             state = State::Live(row);
                             last = Some(e);
                         }
-                        Err(reason) => plan.quarantined.push(Quarantined {
-                            key_text: k.key.clone(),
-                            event: e.clone(),
+                        Err(reason) => plan.quarantined.push(Quarantined::builtin(
+                            &k.key,
+                            e,
+                            CHECK_FITS_TYPE,
                             reason,
-                        }),
+                        )),
                     }
                 }
             }
@@ -453,8 +475,13 @@ fn learn(
     Ok(())
 }
 
-fn decode_key(payload: &str, columns: &Columns, key_idx: &[usize]) -> Result<Vec<Cell>, String> {
-    let fields = object_fields(payload).map_err(|e| format!("key: {e}"))?;
+/// The typed key, or the built-in check it fails and why.
+fn decode_key(
+    payload: &str,
+    columns: &Columns,
+    key_idx: &[usize],
+) -> Result<Vec<Cell>, (&'static str, String)> {
+    let fields = object_fields(payload).map_err(|e| (CHECK_DECODES, format!("key: {e}")))?;
     let mut out = Vec::with_capacity(key_idx.len());
     for &i in key_idx {
         let c = &columns.columns[i];
@@ -462,15 +489,20 @@ fn decode_key(payload: &str, columns: &Columns, key_idx: &[usize]) -> Result<Vec
             .iter()
             .find(|(n, _)| n == &c.name)
             .map(|(_, r)| *r)
-            .ok_or_else(|| format!("key has no field {}", c.name))?;
+            .ok_or_else(|| (CHECK_DECODES, format!("key has no field {}", c.name)))?;
         match decode(raw, &c.logical, &c.stored) {
-            Ok(Cell::Null) => return Err(format!("key column {} is null", c.name)),
+            Ok(Cell::Null) => {
+                return Err((CHECK_KEY_NOT_NULL, format!("key column {} is null", c.name)));
+            }
             Ok(cell) => out.push(cell),
             Err(Issue::Misfit(r)) | Err(Issue::Unrepresentable(r)) => {
-                return Err(format!("key column {}: {r}", c.name));
+                return Err((CHECK_FITS_TYPE, format!("key column {}: {r}", c.name)));
             }
             Err(Issue::Placeholder) => {
-                return Err(format!("key column {} is a TOAST placeholder", c.name));
+                return Err((
+                    CHECK_DECODES,
+                    format!("key column {} is a TOAST placeholder", c.name),
+                ));
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod columns;
 pub mod decode;
 pub mod files;
 pub mod merge;
+pub mod quality;
 pub mod state;
 pub mod types;
 pub mod write;
@@ -31,6 +32,7 @@ use crate::catalog::TableName;
 use crate::config::Config;
 use crate::lake::{Change, Lake, LakeError, LakeTable};
 
+use crate::config::{DqAction, ExpectationConfig};
 use changes::{Changes, Order};
 use columns::{ColumnError, Columns, SourceKind};
 use decode::Cell;
@@ -85,6 +87,23 @@ pub enum SilverError {
     #[error("silver table {table}: {message}")]
     Unsupported { table: String, message: String },
     #[error(
+        "silver table {table}: {message}; fix silver.tables.{short}.expectations in the config",
+        short = table.rsplit('.').next().unwrap_or(table)
+    )]
+    Expectations { table: String, message: String },
+    #[error(
+        "silver table {table}: expectation `{expectation}` (`{expr}`, action fail) failed for {rows} of {checked} rows (keys: {}); nothing was committed",
+        sample.join(", ")
+    )]
+    ExpectationFailed {
+        table: String,
+        expectation: String,
+        expr: String,
+        rows: usize,
+        checked: usize,
+        sample: Vec<String>,
+    },
+    #[error(
         "silver table {table}: another writer kept committing while this run planned ({attempts} attempts); is a second `silver` running on it?"
     )]
     Raced { table: String, attempts: u32 },
@@ -135,8 +154,14 @@ pub struct TableReport {
     /// Events at or before what silver already had (replays, out of order).
     pub stale: u64,
     pub quarantined: u64,
+    /// Changes left out by a `drop` expectation.
+    pub dropped: u64,
+    /// Rows kept with a failed `warn` expectation.
+    pub warned: u64,
     /// Cells stored as null with a data-quality flag.
     pub flagged: u64,
+    /// Per expectation (and built-in check): rows checked and failed.
+    pub dq: Vec<quality::DqCount>,
     pub truncated: bool,
     pub rewritten: bool,
     pub columns_added: Vec<String>,
@@ -168,7 +193,18 @@ impl TableReport {
         self.deletes += o.deletes;
         self.stale += o.stale;
         self.quarantined += o.quarantined;
+        self.dropped += o.dropped;
+        self.warned += o.warned;
         self.flagged += o.flagged;
+        for c in o.dq {
+            match self.dq.iter_mut().find(|d| d.expectation == c.expectation) {
+                Some(d) => {
+                    d.checked += c.checked;
+                    d.failed += c.failed;
+                }
+                None => self.dq.push(c),
+            }
+        }
         self.truncated |= o.truncated;
         self.rewritten |= o.rewritten;
         self.columns_added.extend(o.columns_added);
@@ -215,10 +251,13 @@ pub async fn run(
         tables.retain(|t| t == only);
     }
     tables.sort();
+    // Checked up front, where the table exists: a bad expectation stops the run before any data.
+    check_expectations(lake, config, &tables).await?;
+    let run_id = uuid::Uuid::now_v7().to_string();
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for t in tables {
-        match run_table(lake, config, &t).await {
+        match run_table(lake, config, &t, &run_id).await {
             Ok(Some(r)) => reports.push(r),
             Ok(None) => {}
             Err(e) => {
@@ -230,15 +269,59 @@ pub async fn run(
     Ok((reports, errors))
 }
 
+/// Compiles every table's expectations against its silver schema, where the table exists, so
+/// a bad expression or an unknown column stops the run before it reads anything.
+async fn check_expectations(
+    lake: &Lake,
+    config: &Config,
+    tables: &[String],
+) -> Result<(), SilverError> {
+    for t in tables {
+        let Some(cfg) = config.silver.tables.get(t) else {
+            continue;
+        };
+        if cfg.expectations.is_empty() {
+            continue;
+        }
+        let name = TableName::new(config.namespaces.silver.clone(), t);
+        let Some(silver) = lake.load(&name).await? else {
+            continue;
+        };
+        if silver.current_snapshot().is_none() {
+            continue;
+        }
+        let table = name.to_string();
+        let mut columns = Columns::from_table(
+            silver.metadata().current_schema(),
+            silver.metadata().properties(),
+            silver.metadata().last_column_id(),
+        )
+        .map_err(|source| SilverError::Columns {
+            table: table.clone(),
+            source,
+        })?;
+        let schema = columns.schema().map_err(|source| SilverError::Columns {
+            table: table.clone(),
+            source,
+        })?;
+        let arrow_schema = iceberg::arrow::schema_to_arrow_schema(&schema)
+            .map_err(LakeError::iceberg(&table, "convert the schema"))?;
+        quality::Expectations::compile(&cfg.expectations, &arrow_schema)
+            .map_err(|message| SilverError::Expectations { table, message })?;
+    }
+    Ok(())
+}
+
 /// Runs one table to the end of bronze, in as many steps (commits) as the step budget needs.
 pub async fn run_table(
     lake: &Lake,
     config: &Config,
     table: &str,
+    run_id: &str,
 ) -> Result<Option<TableReport>, SilverError> {
     let mut total: Option<TableReport> = None;
     loop {
-        let Some(step) = run_step(lake, config, table).await? else {
+        let Some(step) = run_step(lake, config, table, run_id).await? else {
             return Ok(total);
         };
         let more = step.more;
@@ -257,10 +340,11 @@ async fn run_step(
     lake: &Lake,
     config: &Config,
     table: &str,
+    run_id: &str,
 ) -> Result<Option<TableReport>, SilverError> {
     let mut backoff = lake.retry.backoff();
     loop {
-        match run_once(lake, config, table).await {
+        match run_once(lake, config, table, run_id).await {
             Err(SilverError::Raced { .. }) | Err(SilverError::Lake(LakeError::Stale { .. })) => {
                 if backoff.next_delay().is_none() {
                     return Err(SilverError::Raced {
@@ -310,6 +394,7 @@ async fn run_once(
     lake: &Lake,
     config: &Config,
     table: &str,
+    run_id: &str,
 ) -> Result<Option<TableReport>, SilverError> {
     let started = Instant::now();
     let bronze_name = TableName::new(config.namespaces.bronze.clone(), table);
@@ -377,7 +462,7 @@ async fn run_once(
         .and_then(|t| t.summary_property("total-records"))
         .is_some_and(|n| n != "0");
     let t0 = Instant::now();
-    let plan =
+    let mut plan =
         merge::plan(&changes, &mut columns, table_cfg, decimals, has_rows).map_err(|source| {
             SilverError::Merge {
                 table: name.clone(),
@@ -466,8 +551,6 @@ async fn run_once(
 
     // Decide, per key, against what silver holds.
     let mut applied = vec![false; plan.outcomes.len()];
-    let mut newest_applied: Option<Order> = None;
-    let mut position_deletes: Vec<(String, i64)> = Vec::new();
     let mut toast_wanted: HashMap<Arc<str>, Vec<i64>> = HashMap::new();
     for (i, o) in plan.outcomes.iter().enumerate() {
         let ex = &scan.existing[i];
@@ -478,14 +561,10 @@ async fn run_once(
             continue;
         }
         applied[i] = true;
-        newest_applied = newest_applied.max(Some(o.event.order));
-        if let Some((file, pos)) = &ex.live {
-            if !rewrite {
-                position_deletes.push((file.to_string(), *pos));
-            }
-            if o.row.as_ref().is_some_and(|r| r.pending().next().is_some()) {
-                toast_wanted.entry(file.clone()).or_default().push(*pos);
-            }
+        if let Some((file, pos)) = &ex.live
+            && o.row.as_ref().is_some_and(|r| r.pending().next().is_some())
+        {
+            toast_wanted.entry(file.clone()).or_default().push(*pos);
         }
     }
     let previous = if toast_wanted.is_empty() {
@@ -493,36 +572,22 @@ async fn run_once(
     } else {
         state::read_rows(&silver, &columns, &toast_wanted).await?
     };
-
     report.t_lookup = t0.elapsed();
     tracing::debug!(table = %name, rss_mib = crate::metrics::resident_mib(), "looked up");
+
     let t0 = Instant::now();
+    // The run's new rows: live ones (with their outcome) and tombstones.
     let mut live: Vec<OutRow> = Vec::new();
+    let mut live_of: Vec<usize> = Vec::new();
     let mut tombstones: Vec<OutRow> = Vec::new();
-    if rewrite {
-        for (row, hit) in scan.carried {
-            if hit.is_some_and(|i| applied[i]) {
-                continue;
-            }
-            if truncate.is_some_and(|t| row.position.order() <= t) {
-                continue;
-            }
-            if row.op == "d" {
-                tombstones.push(row);
-            } else {
-                live.push(row);
-            }
-        }
-    }
     let key_idx = columns.key_indices();
-    for (i, o) in plan.outcomes.into_iter().enumerate() {
+    for (i, o) in plan.outcomes.iter_mut().enumerate() {
         if !applied[i] {
             continue;
         }
         let position = o.event.position.clone();
-        match o.row {
+        match o.row.take() {
             None => {
-                report.deletes += 1;
                 let mut cells = vec![Cell::Null; columns.columns.len()];
                 for (j, &ci) in key_idx.iter().enumerate() {
                     cells[ci] = o.key[j].clone();
@@ -532,12 +597,12 @@ async fn run_once(
                     op: "d",
                     position,
                     issues: Vec::new(),
+                    failed: Vec::new(),
                 });
             }
             Some(row) => {
-                report.upserts += 1;
                 let prev = scan.existing[i].live.as_ref().and_then(|l| previous.get(l));
-                let mut issues = row.issues.clone();
+                let mut issues = row.issues;
                 let mut cells = Vec::with_capacity(row.cells.len());
                 for (ci, c) in row.cells.into_iter().enumerate() {
                     match c {
@@ -561,21 +626,147 @@ async fn run_once(
                         }
                     }
                 }
-                report.flagged += issues.len() as u64;
                 live.push(OutRow {
                     cells,
                     op: o.event.op.as_str(),
                     position,
                     issues,
+                    failed: Vec::new(),
                 });
+                live_of.push(i);
+            }
+        }
+    }
+    let batch = |rows: &[OutRow]| {
+        write::to_batch(rows, arrow_schema.clone(), &columns)
+            .map_err(|e| SilverError::arrow(&name, e))
+    };
+
+    // The expectations, on the new live rows.
+    let expectations = quality::Expectations::compile(
+        table_cfg.map_or(&[][..], |t| &t.expectations),
+        &arrow_schema,
+    )
+    .map_err(|message| SilverError::Expectations {
+        table: name.clone(),
+        message,
+    })?;
+    let mut dq = quality::counts(&expectations, live.len() as u64, report.events, &plan);
+    if !expectations.is_empty() && !live.is_empty() {
+        let verdict =
+            expectations
+                .evaluate(&batch(&live)?)
+                .map_err(|message| SilverError::Expectations {
+                    table: name.clone(),
+                    message,
+                })?;
+        for (j, (c, rows)) in expectations.configs().zip(&verdict.failed).enumerate() {
+            dq[j].failed = rows.len() as u64;
+            if c.action == DqAction::Fail && !rows.is_empty() {
+                let sample: Vec<String> = rows
+                    .iter()
+                    .take(5)
+                    .map(|&r| plan.outcomes[live_of[r as usize]].key_text.to_string())
+                    .collect();
+                return Err(SilverError::ExpectationFailed {
+                    table: name.clone(),
+                    expectation: c.name.clone(),
+                    expr: c.expr.clone(),
+                    rows: rows.len(),
+                    checked: live.len(),
+                    sample,
+                });
+            }
+        }
+        // Rows held back: JSON of the decoded rows for quarantine.
+        let held: Vec<u32> = (0..live.len() as u32)
+            .filter(|&r| verdict.action[r as usize] == Some(DqAction::Quarantine))
+            .collect();
+        let mut held_json = quality::rows_as_json(&batch(&live)?, &held)
+            .map_err(|e| SilverError::arrow(&name, e))?
+            .into_iter();
+        let mut kept = Vec::with_capacity(live.len());
+        for (r, (mut row, i)) in live.into_iter().zip(live_of).enumerate() {
+            let r = r as u32;
+            match verdict.action[r as usize] {
+                None => kept.push(row),
+                Some(DqAction::Warn) => {
+                    row.failed = verdict
+                        .names(&expectations, r, DqAction::Warn)
+                        .into_iter()
+                        .map(Arc::from)
+                        .collect();
+                    kept.push(row);
+                }
+                Some(DqAction::Drop) => {
+                    applied[i] = false;
+                    report.dropped += 1;
+                }
+                Some(DqAction::Quarantine) | Some(DqAction::Fail) => {
+                    applied[i] = false;
+                    // Every expectation it failed, whatever its action.
+                    let failed: Vec<&ExpectationConfig> =
+                        verdict.failed_by(&expectations, r).collect();
+                    let o = &plan.outcomes[i];
+                    let reason = failed
+                        .iter()
+                        .map(|c| format!("{} ({})", c.name, c.action.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    plan.quarantined.push(merge::Quarantined {
+                        key_text: o.key_text.clone(),
+                        event: o.event.clone(),
+                        reason: format!("failed expectations: {reason}"),
+                        checks: failed.iter().map(|c| c.name.clone()).collect(),
+                        row: held_json.next(),
+                    });
+                }
+            }
+        }
+        live = kept;
+    }
+
+    // What the run applies: the rows it replaces are position-deleted.
+    let mut newest_applied: Option<Order> = None;
+    let mut position_deletes: Vec<(String, i64)> = Vec::new();
+    for (i, o) in plan.outcomes.iter().enumerate() {
+        if !applied[i] {
+            continue;
+        }
+        newest_applied = newest_applied.max(Some(o.event.order));
+        if let Some((file, pos)) = &scan.existing[i].live
+            && !rewrite
+        {
+            position_deletes.push((file.to_string(), *pos));
+        }
+    }
+    report.upserts = live.len() as u64;
+    report.deletes = tombstones.len() as u64;
+    report.flagged = live.iter().map(|r| r.issues.len() as u64).sum();
+    report.warned = live.iter().filter(|r| !r.failed.is_empty()).count() as u64;
+    if rewrite {
+        for (row, hit) in scan.carried {
+            if hit.is_some_and(|i| applied[i]) {
+                continue;
+            }
+            if truncate.is_some_and(|t| row.position.order() <= t) {
+                continue;
+            }
+            if row.op == "d" {
+                tombstones.push(row);
+            } else {
+                live.push(row);
             }
         }
     }
 
-    // Quarantine first (it records its own watermark), then silver.
+    // Quarantine and the data-quality log first (each records its own watermark), then
+    // silver: a crash in between redoes the run, which adds nothing to either again.
     if !plan.quarantined.is_empty() {
         report.quarantined = quarantine(lake, config, table, &plan.quarantined, &changes).await?;
     }
+    quality::record(lake, config, &name, run_id, &dq, changes.bronze_seq).await?;
+    report.dq = dq;
 
     let int_keys: Vec<&str> = columns
         .key
@@ -590,10 +781,6 @@ async fn run_once(
     let props = writer_props(config, &int_keys);
     let target = config.silver.target_file_size.0 as usize;
     let iceberg_schema = Arc::new(schema.clone());
-    let batch = |rows: &[OutRow]| {
-        write::to_batch(rows, arrow_schema.clone(), &columns)
-            .map_err(|e| SilverError::arrow(&name, e))
-    };
     let data_files = write::write_data(
         lake,
         &silver,
@@ -655,7 +842,7 @@ async fn run_once(
     let mut all_data = data_files;
     all_data.extend(tomb_files);
     let change = Change::rewrite(all_data, delete_files, removed, summary)
-        .with_schema((fresh || plan.evolution.changed()).then(|| schema.clone()))
+        .with_schema(schema_changed(&silver, &schema).then(|| schema.clone()))
         .with_properties(columns.properties());
     let mut raced = false;
     lake.commit_with_retry(&silver_name, |current| {
@@ -677,6 +864,15 @@ async fn run_once(
     report.elapsed = started.elapsed();
     report.steps = 1;
     Ok(Some(report))
+}
+
+/// The planned schema differs from the table's (new or widened columns, medallion's own
+/// columns added by a newer version).
+fn schema_changed(table: &LakeTable, schema: &Schema) -> bool {
+    let current = table.metadata().current_schema();
+    current.as_struct() != schema.as_struct()
+        || current.identifier_field_ids().collect::<HashSet<_>>()
+            != schema.identifier_field_ids().collect::<HashSet<_>>()
 }
 
 fn table_properties(config: &Config, columns: &Columns) -> HashMap<String, String> {
@@ -702,6 +898,14 @@ pub fn quarantine_schema() -> Schema {
         NestedField::optional(8, "source_position", p(String)),
         NestedField::optional(9, "source_ts", p(Timestamptz)),
         NestedField::required(10, "quarantined_at", p(Timestamptz)),
+        NestedField::optional(
+            11,
+            "expectations",
+            Type::List(iceberg::spec::ListType::new(
+                NestedField::list_element(12, p(String), true).into(),
+            )),
+        ),
+        NestedField::optional(13, "row", p(String)),
     ];
     Schema::builder()
         .with_fields(fields.into_iter().map(Arc::new))
@@ -735,6 +939,8 @@ async fn quarantine(
         )
         .await?;
     let covered = watermark(&q);
+    // Tables made before `expectations` and `row` existed get them.
+    let evolved = q.metadata().current_schema().field_by_name("row").is_none();
     let fresh: Vec<&merge::Quarantined> = items
         .iter()
         .filter(|q| q.event.bronze_seq > covered)
@@ -742,7 +948,11 @@ async fn quarantine(
     if fresh.is_empty() {
         return Ok(0);
     }
-    let schema = q.metadata().current_schema().clone();
+    let schema = if evolved {
+        Arc::new(quarantine_schema())
+    } else {
+        q.metadata().current_schema().clone()
+    };
     let arrow_schema = Arc::new(
         iceberg::arrow::schema_to_arrow_schema(&schema)
             .map_err(LakeError::iceberg(&name, "convert the schema"))?,
@@ -758,7 +968,7 @@ async fn quarantine(
         _ => String::new(),
     };
     let batch = RecordBatch::try_new(
-        arrow_schema,
+        arrow_schema.clone(),
         vec![
             Arc::new(StringArray::from_iter_values(
                 fresh.iter().map(|q| q.reason.as_str()),
@@ -792,13 +1002,25 @@ async fn quarantine(
                 TimestampMicrosecondArray::from_iter_values(fresh.iter().map(|_| now))
                     .with_timezone("+00:00"),
             ),
+            write::string_lists(
+                &fresh
+                    .iter()
+                    .map(|q| q.checks.as_slice())
+                    .collect::<Vec<_>>(),
+                arrow_schema.field(10).data_type(),
+                "expectations",
+            )
+            .map_err(|e| SilverError::arrow(&name, e))?,
+            Arc::new(StringArray::from_iter(
+                fresh.iter().map(|q| q.row.as_deref()),
+            )),
         ],
     )
     .map_err(|e| SilverError::arrow(&name, e))?;
     let files = write::write_data(
         lake,
         &q,
-        schema,
+        schema.clone(),
         vec![batch],
         writer_props(config, &[]),
         config.silver.target_file_size.0 as usize,
@@ -812,7 +1034,10 @@ async fn quarantine(
         if watermark(current) >= changes.bronze_seq {
             return Ok(None);
         }
-        Ok(Some(Change::append(files.clone(), summary.clone())))
+        Ok(Some(
+            Change::append(files.clone(), summary.clone())
+                .with_schema(evolved.then(|| schema.as_ref().clone())),
+        ))
     })
     .await?;
     Ok(fresh.len() as u64)

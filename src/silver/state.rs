@@ -23,8 +23,8 @@ use iceberg::spec::DataContentType;
 use super::SilverError;
 use super::changes::{Order, SourcePosition};
 use super::columns::{
-    Columns, META_BINLOG_FILE, META_BINLOG_POS, META_BINLOG_ROW, META_ISSUES, META_LSN,
-    META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT,
+    Columns, META_BINLOG_FILE, META_BINLOG_POS, META_BINLOG_ROW, META_FAILED, META_ISSUES,
+    META_LSN, META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT,
 };
 use super::decode::Cell;
 use super::files::{LiveFile, Rows, in_parallel, live_files, read_parquet};
@@ -164,6 +164,25 @@ fn op_at(ops: Option<&arrow::array::StringArray>, i: usize) -> &'static str {
         Some("r") => "r",
         _ => "u",
     }
+}
+
+/// `_dq_failed` of row `i` (absent in files written before it existed).
+fn failed_at(b: &RecordBatch, i: usize) -> Vec<Arc<str>> {
+    let Some(l) = b
+        .column_by_name(META_FAILED)
+        .and_then(|c| c.as_list_opt::<i32>())
+    else {
+        return Vec::new();
+    };
+    if l.is_null(i) {
+        return Vec::new();
+    }
+    let v = l.value(i);
+    let names = v.as_string::<i32>();
+    (0..names.len())
+        .filter(|&j| names.is_valid(j))
+        .map(|j| Arc::from(names.value(j)))
+        .collect()
 }
 
 fn issues_at(b: &RecordBatch, i: usize) -> Vec<DqIssue> {
@@ -599,6 +618,7 @@ pub async fn scan(
                         op,
                         position: position_at(&b, i),
                         issues: issues_at(&b, i),
+                        failed: failed_at(&b, i),
                     },
                     hit,
                 ));

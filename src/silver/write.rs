@@ -28,8 +28,8 @@ use parquet::file::properties::WriterProperties;
 
 use super::changes::SourcePosition;
 use super::columns::{
-    Columns, META_BINLOG_FILE, META_BINLOG_POS, META_BINLOG_ROW, META_ISSUES, META_LSN,
-    META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT,
+    Columns, META_BINLOG_FILE, META_BINLOG_POS, META_BINLOG_ROW, META_FAILED, META_ISSUES,
+    META_LSN, META_OFFSET, META_OK, META_OP, META_PARTITION, META_UPDATED_AT,
 };
 use super::decode::Cell;
 use super::merge::DqIssue;
@@ -42,6 +42,15 @@ pub struct OutRow {
     pub op: &'static str,
     pub position: SourcePosition,
     pub issues: Vec<DqIssue>,
+    /// The `warn` expectations it failed.
+    pub failed: Vec<Arc<str>>,
+}
+
+impl OutRow {
+    /// `_dq_ok`: nothing flagged.
+    pub fn ok(&self) -> bool {
+        self.issues.is_empty() && self.failed.is_empty()
+    }
 }
 
 /// The Arrow batch of `rows` in the table's Arrow schema.
@@ -80,6 +89,8 @@ pub fn to_batch(
                     rows.iter().map(|r| r.position.offset),
                 )),
                 META_ISSUES => issues_array(rows, field.data_type())?,
+                META_FAILED => failed_array(rows, field.data_type())?,
+                META_OK => Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.ok())))),
                 other => {
                     return Err(ArrowError::SchemaError(format!(
                         "silver does not know how to fill column {other}"
@@ -95,6 +106,35 @@ pub fn to_batch(
         arrays.push(array);
     }
     RecordBatch::try_new(schema, arrays)
+}
+
+/// `_dq_failed`: null where the row failed no expectation.
+fn failed_array(rows: &[OutRow], dt: &DataType) -> Result<ArrayRef, ArrowError> {
+    let lists: Vec<&[Arc<str>]> = rows.iter().map(|r| r.failed.as_slice()).collect();
+    string_lists(&lists, dt, META_FAILED)
+}
+
+/// A `list<string>` column (type `dt`, named `column` in errors); an empty list is null.
+pub fn string_lists<S: AsRef<str>>(
+    lists: &[&[S]],
+    dt: &DataType,
+    column: &str,
+) -> Result<ArrayRef, ArrowError> {
+    let DataType::List(item) = dt else {
+        return Err(ArrowError::SchemaError(format!("{column} is {dt:?}")));
+    };
+    let mut offsets = vec![0i32];
+    let mut names: Vec<&str> = Vec::new();
+    for l in lists {
+        names.extend(l.iter().map(|n| n.as_ref()));
+        offsets.push(names.len() as i32);
+    }
+    Ok(Arc::new(ListArray::try_new(
+        item.clone(),
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(StringArray::from(names)),
+        Some(NullBuffer::from_iter(lists.iter().map(|l| !l.is_empty()))),
+    )?))
 }
 
 fn issues_array(rows: &[OutRow], dt: &DataType) -> Result<ArrayRef, ArrowError> {

@@ -4,12 +4,7 @@
 use crate::support::Workspace;
 
 fn run(ws: &Workspace, args: &[&str]) -> (i32, String, String) {
-    let out = ws.medallion().args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    ws.run(args)
 }
 
 #[test]

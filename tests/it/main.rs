@@ -11,6 +11,7 @@ mod failures;
 mod fixtures;
 mod kafka;
 mod pyiceberg;
+mod quality;
 mod replay;
 mod silver;
 mod support;

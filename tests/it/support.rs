@@ -122,6 +122,16 @@ table = "$1"
         self.medallion_logging("warn")
     }
 
+    /// Runs the medallion binary to the end: (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.medallion().args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Runs the medallion binary with this workspace's config and a log filter.
     pub fn medallion_logging(&self, filter: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_medallion"));

@@ -1,0 +1,277 @@
+//! Data-quality expectations on generated data: each action (warn, drop, quarantine, fail), the
+//! counts in `_dq_runs` against the rows in silver, quarantine and dropped, checks at start-up,
+//! and PyIceberg reading silver, quarantine and `_dq_runs`.
+
+use std::collections::HashMap;
+
+use medallion::catalog::TableName;
+
+use crate::pyiceberg::check_with_pyiceberg;
+use crate::support::Workspace;
+
+/// The demo's column types, and one expectation of each action on `orders` (generated:
+/// quantity 1-5, unit_price 1.99-201.98, status by version).
+const EXPECTATIONS: &str = r#"
+[silver.tables.users.columns]
+created_at = "timestamptz"
+[silver.tables.products.columns]
+price = "decimal(10,2)"
+[silver.tables.orders.columns]
+unit_price = "decimal(10,2)"
+ordered_at = "timestamp"
+shipped_on = "date"
+
+[[silver.tables.orders.expectations]]
+name = "small_quantity"
+expr = "quantity <= 4"
+action = "warn"
+
+[[silver.tables.orders.expectations]]
+name = "not_cancelled"
+expr = "status <> 'cancelled'"
+action = "drop"
+
+[[silver.tables.orders.expectations]]
+name = "affordable"
+expr = "unit_price < 150"
+action = "quarantine"
+
+[[silver.tables.orders.expectations]]
+name = "has_user"
+expr = "user_id > 0"
+action = "fail"
+"#;
+
+fn generate_and_ingest(ws: &Workspace, events: u32) {
+    let file = ws.root().join(format!("events-{events}.jsonl"));
+    let file = file.to_str().unwrap();
+    let events = events.to_string();
+    let args = [
+        "generate", "--keys", "200", "--events", &events, "--seed", "5",
+    ];
+    let (code, _, err) = ws.run(&[&args[..], &["--out", file]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ws.run(&["ingest", "--from", file]);
+    assert_eq!(code, 0, "{err}");
+}
+
+async fn snapshot_of(ws: &Workspace, table: &str) -> Option<i64> {
+    let t = ws
+        .lake()
+        .load(&TableName::new("test_silver", table))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no table test_silver.{table}"));
+    t.current_snapshot().map(|s| s.snapshot_id())
+}
+
+/// `_dq_runs` of the latest run of `table`: expectation -> (action, checked, failed).
+async fn latest_dq(ws: &Workspace, table: &str) -> HashMap<String, (String, i64, i64)> {
+    let batches = ws
+        .query(&format!(
+            "SELECT expectation, action, CAST(sum(rows_checked) AS BIGINT), \
+             CAST(sum(rows_failed) AS BIGINT) FROM silver._dq_runs \
+             WHERE table_name = 'test_silver.{table}' AND run_id = \
+             (SELECT max(run_id) FROM silver._dq_runs WHERE table_name = 'test_silver.{table}') \
+             GROUP BY expectation, action"
+        ))
+        .await;
+    let mut out = HashMap::new();
+    for b in &batches {
+        use arrow::array::AsArray;
+        use arrow::datatypes::Int64Type;
+        let name = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        let action = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Utf8).unwrap();
+        for i in 0..b.num_rows() {
+            out.insert(
+                name.as_string::<i32>().value(i).to_string(),
+                (
+                    action.as_string::<i32>().value(i).to_string(),
+                    b.column(2).as_primitive::<Int64Type>().value(i),
+                    b.column(3).as_primitive::<Int64Type>().value(i),
+                ),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_action_counts_match_silver_quarantine_and_dropped() {
+    let ws = Workspace::new(EXPECTATIONS);
+    generate_and_ingest(&ws, 2000);
+    let (code, out, err) = ws.run(&["silver"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let dq = latest_dq(&ws, "orders").await;
+
+    // Every expectation checked the same rows: those the run wrote, dropped or quarantined.
+    let silver_rows = ws.count("SELECT count(*) FROM silver.orders").await;
+    let quarantined = ws
+        .count("SELECT count(*) FROM silver.orders_quarantine WHERE array_has(expectations, 'affordable')")
+        .await;
+    let checked = dq["small_quantity"].1;
+    for name in ["small_quantity", "not_cancelled", "affordable", "has_user"] {
+        assert_eq!(dq[name].1, checked, "{name}: {dq:?}");
+    }
+    let dropped_line = out
+        .lines()
+        .find(|l| l.starts_with("test_silver.orders:"))
+        .unwrap_or_else(|| panic!("no orders line in {out}"));
+    let dropped: i64 = dropped_line
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" dropped"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no dropped count in {dropped_line}"));
+    assert_eq!(
+        checked,
+        silver_rows + dropped + quarantined,
+        "{out}\n{dq:?}"
+    );
+
+    // quarantine: every row failing it is in quarantine, with its decoded row, none in silver.
+    assert!(dq["affordable"].2 > 0, "{dq:?}");
+    assert_eq!(dq["affordable"].0, "quarantine");
+    assert_eq!(dq["affordable"].2, quarantined);
+    assert_eq!(
+        ws.count("SELECT count(*) FROM silver.orders WHERE unit_price >= 150")
+            .await,
+        0
+    );
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM silver.orders_quarantine WHERE row IS NULL \
+             OR reason NOT LIKE 'failed expectations: %affordable (quarantine)%'"
+        )
+        .await,
+        0
+    );
+    // drop: failing rows left out and counted (those also quarantined are in quarantine).
+    assert!(dropped > 0, "{out}");
+    let cancelled_in_quarantine = ws
+        .count("SELECT count(*) FROM silver.orders_quarantine WHERE array_has(expectations, 'not_cancelled')")
+        .await;
+    assert_eq!(dq["not_cancelled"].2, dropped + cancelled_in_quarantine);
+    assert_eq!(
+        ws.count("SELECT count(*) FROM silver.orders WHERE status = 'cancelled'")
+            .await,
+        0
+    );
+    // warn: kept, flagged in _dq_failed, _dq_ok false.
+    let flagged = ws
+        .count("SELECT count(*) FROM silver.orders WHERE array_has(_dq_failed, 'small_quantity')")
+        .await;
+    assert!(flagged > 0);
+    assert_eq!(
+        flagged,
+        ws.count("SELECT count(*) FROM silver.orders WHERE quantity > 4")
+            .await
+    );
+    assert_eq!(
+        ws.count("SELECT count(*) FROM silver.orders WHERE _dq_ok <> (quantity <= 4)")
+            .await,
+        0
+    );
+    // fail: never failed here. Built-in checks are logged too.
+    assert_eq!(dq["has_user"].2, 0);
+    for builtin in ["_key_not_null", "_fits_type", "_decodes"] {
+        assert_eq!(dq[builtin].0, "quarantine", "{dq:?}");
+        assert_eq!(dq[builtin].2, 0, "{dq:?}");
+    }
+    // Tables without expectations still log the built-in checks.
+    assert!(latest_dq(&ws, "users").await.contains_key("_decodes"));
+
+    // `medallion dq` prints the latest results.
+    let (code, out, err) = ws.run(&["dq", "--table", "orders"]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["small_quantity", "not_cancelled", "affordable", "has_user"] {
+        assert!(out.contains(name), "{out}");
+    }
+    assert!(!out.contains("test_silver.users"), "{out}");
+
+    // PyIceberg reads silver, quarantine and the log the same.
+    check_with_pyiceberg(
+        &ws,
+        "test_silver",
+        "silver",
+        &[
+            "orders".to_string(),
+            "orders_quarantine".to_string(),
+            "_dq_runs".to_string(),
+        ],
+    );
+
+    // A `fail` expectation that fails: the run stops, nothing of the table changes.
+    generate_and_ingest(&ws, 2600);
+    let before: Vec<Option<i64>> = {
+        let mut v = Vec::new();
+        for t in ["orders", "orders_quarantine", "_dq_runs"] {
+            v.push(snapshot_of(&ws, t).await);
+        }
+        v
+    };
+    let text = std::fs::read_to_string(&ws.config_path).unwrap();
+    std::fs::write(&ws.config_path, text.replace("user_id > 0", "quantity < 5")).unwrap();
+    let (code, out, err) = ws.run(&["silver", "--table", "orders"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("expectation `has_user` (`quantity < 5`, action fail) failed for")
+            && err.contains("nothing was committed"),
+        "{err}"
+    );
+    for (t, b) in ["orders", "orders_quarantine", "_dq_runs"]
+        .iter()
+        .zip(&before)
+    {
+        assert_eq!(&snapshot_of(&ws, t).await, b, "{t} changed");
+    }
+
+    // An unknown column stops the run before it reads anything.
+    std::fs::write(&ws.config_path, text.replace("user_id > 0", "no_such > 0")).unwrap();
+    let (code, _, err) = ws.run(&["silver"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("expectation `has_user` (`no_such > 0`)") && err.contains("no_such"),
+        "{err}"
+    );
+    for (t, b) in ["orders", "orders_quarantine", "_dq_runs"]
+        .iter()
+        .zip(&before)
+    {
+        assert_eq!(&snapshot_of(&ws, t).await, b, "{t} changed");
+    }
+
+    // Fixed: the run goes on from where it stopped.
+    std::fs::write(&ws.config_path, &text).unwrap();
+    let (code, out, err) = ws.run(&["silver"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_ne!(snapshot_of(&ws, "_dq_runs").await, before[2]);
+}
+
+#[test]
+fn a_bad_expression_stops_at_config_load() {
+    let ws = Workspace::new(
+        r#"
+[[silver.tables.orders.expectations]]
+name = "broken"
+expr = "quantity >="
+action = "warn"
+"#,
+    );
+    let (code, _, err) = ws.run(&["config"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("silver.tables.orders.expectations[0].expr") && err.contains("quantity >="),
+        "{err}"
+    );
+    let ws = Workspace::new(
+        r#"
+[[silver.tables.orders.expectations]]
+name = "x"
+expr = "quantity > 0"
+action = "explode"
+"#,
+    );
+    let (code, _, err) = ws.run(&["config"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("explode"), "{err}");
+}

@@ -39,8 +39,10 @@ max_bytes = "256MiB"
 topic = '[^.]+\.[^.]+\.([^.]+)'
 table = "\$1"
 TOML
-  # The demo's column types for the generated (schema-less) events.
-  sed -n '/^\[silver\.tables/,$p' "$here/../jobs/local.toml" >>"$1/job.toml"
+  # The demo's column types for the generated (schema-less) events (not its expectations: the
+  # benchmark measures silver itself).
+  awk '/^\[/ { keep = ($0 ~ /^\[silver\.tables\.[a-z_]+\.columns\]$/) } keep' \
+    "$here/../jobs/local.toml" >>"$1/job.toml"
 }
 
 # Runs a command, prints its output (also kept in $work/out), and writes
@@ -57,7 +59,7 @@ wall = time.monotonic() - t
 assert status == 0, f"{cmd} failed: {status}"
 print(text, end="")
 open(f"{work}/out", "w").write(text)
-open(f"{work}/last", "w").write(f"{wall:.2f} {usage.ru_maxrss / 1024:.0f}\n")
+open(f"{work}/last", "w").write(f"{wall:.3f} {usage.ru_maxrss / 1024:.0f}\n")
 PY
 }
 
@@ -68,6 +70,7 @@ a="$work/a"; config "$a"
 m "$a" generate --keys "$keys" --events "$events" --fixed-keys --partitions 3 --seed 1 --out "$a/events.jsonl"
 m "$a" ingest --from "$a/events.jsonl" | head -1
 rm "$a/events.jsonl"
+sync # measure silver, not the kernel writing back what ingest wrote
 measure "$bin" --config "$a/job.toml" --log warn silver
 read -r wall rss <"$work/last"
 echo "silver: ${wall}s wall, peak RSS ${rss} MB (goal: at most 15 s and 2 GB)"

@@ -827,6 +827,24 @@ async fn demo(config_path: &std::path::Path, a: &DemoArgs) -> Result<()> {
         let batches = query::run(&ctx, sql).await?;
         query::write(&mut std::io::stdout().lock(), &batches, Format::Table)?;
     }
+    println!("\n== data quality: the expectations of the job config, per table (medallion dq)");
+    print_dq(
+        &lake,
+        &config,
+        &DqArgs {
+            table: None,
+            format: Format::Table,
+        },
+    )
+    .await?;
+    let quarantine = TableName::new(config.namespaces.silver.clone(), "orders_quarantine");
+    if lake.load(&quarantine).await?.is_some() {
+        let sql = "SELECT reason, record_key, row FROM silver.orders_quarantine \
+                   ORDER BY kafka_partition, kafka_offset LIMIT 3";
+        println!("\n== {sql}");
+        let batches = query::run(&ctx, sql).await?;
+        query::write(&mut std::io::stdout().lock(), &batches, Format::Table)?;
+    }
     println!(
         "\nTry: medallion query \"SELECT category, avg(price) FROM silver.products GROUP BY category\""
     );

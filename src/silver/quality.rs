@@ -324,6 +324,11 @@ pub fn rows_as_json(batch: &RecordBatch, rows: &[u32]) -> Result<Vec<String>, Ar
         return Ok(Vec::new());
     }
     let picked = arrow::compute::take_record_batch(batch, &UInt32Array::from(rows.to_vec()))?;
+    // The row as the source had it, with its position; not the flags of a row never written.
+    let keep: Vec<usize> = (0..picked.num_columns())
+        .filter(|&i| !picked.schema().field(i).name().starts_with("_dq_"))
+        .collect();
+    let picked = picked.project(&keep)?;
     let mut out = Vec::new();
     let mut w = arrow_json::LineDelimitedWriter::new(&mut out);
     w.write(&picked)?;

@@ -275,3 +275,124 @@ action = "explode"
     assert_ne!(code, 0);
     assert!(err.contains("explode"), "{err}");
 }
+
+/// A Debezium PostgreSQL value with its schema: `after` has `id` (int32) and `n` of `n_type`.
+fn value_with_schema(op: &str, id: i64, n: serde_json::Value, n_type: &str, lsn: i64) -> String {
+    let row = serde_json::json!({"type": "struct", "optional": true, "fields": [
+        {"type": "int32", "optional": false, "field": "id"},
+        {"type": n_type, "optional": true, "field": "n"}]});
+    let mut before = row.clone();
+    before["field"] = "before".into();
+    let mut after = row;
+    after["field"] = "after".into();
+    serde_json::json!({
+        "schema": {"type": "struct", "optional": false, "fields": [before, after,
+            {"type": "string", "optional": false, "field": "op"}]},
+        "payload": {"before": null, "after": {"id": id, "n": n}, "op": op,
+            "ts_ms": 1_700_000_000_000i64 + lsn,
+            "source": {"connector": "postgresql", "name": "p", "db": "d", "schema": "public",
+                "table": "t", "lsn": lsn, "ts_ms": 1_700_000_000_000i64 + lsn}}
+    })
+    .to_string()
+}
+
+fn line(table: &str, offset: i64, id: i64, value: String) -> String {
+    serde_json::json!({"topic": format!("p.public.{table}"), "partition": 0, "offset": offset,
+        "timestamp": 1_700_000_000_000i64, "key": format!("{{\"id\":{id}}}"), "value": value})
+    .to_string()
+}
+
+async fn land(ws: &Workspace, name: &str, lines: &[String]) {
+    let f = ws.root().join(name);
+    std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+    medallion::bronze::ingest::ingest_files(&ws.lake(), &ws.config(), vec![f])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_iceberg_can_widen_is_applied_another_stops_only_that_table() {
+    use medallion::silver::{self, SilverOptions};
+    let ws = Workspace::new("");
+    let run = || async {
+        silver::run(&ws.lake(), &ws.config(), &SilverOptions::default())
+            .await
+            .unwrap()
+    };
+    land(
+        &ws,
+        "1.jsonl",
+        &[
+            line("t", 0, 1, value_with_schema("c", 1, 5.into(), "int32", 100)),
+            line("u", 0, 1, value_with_schema("c", 1, 7.into(), "int32", 101)),
+        ],
+    )
+    .await;
+    let (_, errors) = run().await;
+    assert!(errors.is_empty(), "{errors:?}");
+
+    // int32 -> int64: widened in place, the old row reads as a long.
+    let big = 5_000_000_000i64;
+    land(
+        &ws,
+        "2.jsonl",
+        &[line(
+            "t",
+            1,
+            2,
+            value_with_schema("c", 2, big.into(), "int64", 200),
+        )],
+    )
+    .await;
+    let (_, errors) = run().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let t = ws
+        .lake()
+        .load(&TableName::new("test_silver", "t"))
+        .await
+        .unwrap()
+        .unwrap();
+    let n = t.metadata().current_schema().field_by_name("n").unwrap();
+    assert_eq!(n.field_type.to_string(), "long");
+    assert_eq!(ws.count("SELECT sum(n) FROM silver.t").await, 5 + big);
+
+    // int64 -> string: no Iceberg promotion; t stops with a clear message, u goes on.
+    let snapshot = t.current_snapshot().map(|s| s.snapshot_id());
+    land(
+        &ws,
+        "3.jsonl",
+        &[
+            line(
+                "t",
+                2,
+                3,
+                value_with_schema("c", 3, "x".into(), "string", 300),
+            ),
+            line("u", 1, 2, value_with_schema("c", 2, 8.into(), "int32", 301)),
+        ],
+    )
+    .await;
+    let (reports, errors) = run().await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (table, e) = &errors[0];
+    assert_eq!(table, "t");
+    assert!(
+        e.to_string()
+            .contains("column n changed type from long to string, which Iceberg cannot widen"),
+        "{e}"
+    );
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.table == "test_silver.u" && r.upserts == 1),
+        "{reports:?}"
+    );
+    assert_eq!(ws.count("SELECT count(*) FROM silver.u").await, 2);
+    let t = ws
+        .lake()
+        .load(&TableName::new("test_silver", "t"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.current_snapshot().map(|s| s.snapshot_id()), snapshot);
+}

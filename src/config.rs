@@ -446,6 +446,23 @@ pub struct SilverTableConfig {
     /// Data-quality expectations, checked on every row a run writes (in the order given).
     #[serde(default)]
     pub expectations: Vec<ExpectationConfig>,
+    /// A field in schema-less records that the table does not have yet (records with a schema
+    /// always add the columns an `ALTER TABLE … ADD COLUMN` brings).
+    #[serde(default)]
+    pub new_columns: NewColumns,
+}
+
+/// What a new field in schema-less records does to a silver table that has columns already.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NewColumns {
+    /// Becomes a nullable column; rows written before read null (or the configured default).
+    #[default]
+    Add,
+    /// Left out of silver (it stays in bronze).
+    Ignore,
+    /// Stops the table's run with a message naming the field; other tables go on.
+    Fail,
 }
 
 /// A data-quality expectation, in the style of Delta Live Tables.

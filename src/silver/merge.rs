@@ -19,7 +19,7 @@ use super::changes::{Changes, Event, KeyEvents};
 use super::columns::{ColumnError, Columns, Evolution, object_fields};
 use super::decode::{Cell, Issue, TOAST_PLACEHOLDER_JSON, decode};
 use super::types::{ConnectSchema, DecimalHandling};
-use crate::config::SilverTableConfig;
+use crate::config::{NewColumns, SilverTableConfig};
 use crate::source::debezium::Op;
 
 /// A parsed `after` image, or why it could not be parsed.
@@ -449,9 +449,23 @@ fn learn(
     has_rows: bool,
     evolution: &mut Evolution,
 ) -> Result<(), MergeError> {
+    // The first run learns every column; later ones add new fields as the config allows.
+    let pinned = !columns.columns.is_empty();
+    let policy = config.map(|c| c.new_columns).unwrap_or_default();
     for n in &seen.names {
         if columns.index(n).is_some() {
             continue;
+        }
+        if pinned {
+            match policy {
+                NewColumns::Add => {}
+                NewColumns::Ignore => continue,
+                NewColumns::Fail => {
+                    return Err(MergeError::Schema(format!(
+                        "the records have a field `{n}` that is not a column (new_columns = \"fail\"); add it to the source's expected schema and set new_columns = \"add\", or \"ignore\" to leave it out of silver"
+                    )));
+                }
+            }
         }
         let configured = config.is_some_and(|c| {
             c.columns

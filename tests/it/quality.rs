@@ -396,3 +396,88 @@ async fn a_type_iceberg_can_widen_is_applied_another_stops_only_that_table() {
         .unwrap();
     assert_eq!(t.current_snapshot().map(|s| s.snapshot_id()), snapshot);
 }
+
+/// A schema-less Debezium PostgreSQL value (`schemas.enable=false`).
+fn plain_value(after: serde_json::Value, lsn: i64) -> String {
+    serde_json::json!({"before": null, "after": after, "op": "c", "ts_ms": 1_700_000_000_000i64 + lsn,
+        "source": {"connector": "postgresql", "name": "p", "db": "d", "schema": "public",
+            "table": "t", "lsn": lsn, "ts_ms": 1_700_000_000_000i64 + lsn}})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_schemaless_fields_are_added_ignored_or_stop_the_table_as_configured() {
+    use medallion::silver::{self, SilverOptions};
+    let ws = Workspace::new(
+        r#"
+[silver.tables.b]
+new_columns = "ignore"
+[silver.tables.c]
+new_columns = "fail"
+"#,
+    );
+    let run = || async {
+        silver::run(&ws.lake(), &ws.config(), &SilverOptions::default())
+            .await
+            .unwrap()
+    };
+    let tables = ["a", "b", "c"];
+    let first: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            line(
+                t,
+                0,
+                1,
+                plain_value(serde_json::json!({"id": 1, "n": 1}), 100),
+            )
+        })
+        .collect();
+    land(&ws, "1.jsonl", &first).await;
+    let (_, errors) = run().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let second: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let after = serde_json::json!({"id": 2, "n": 2, "extra": "x"});
+            line(t, 1, 2, plain_value(after, 200))
+        })
+        .collect();
+    land(&ws, "2.jsonl", &second).await;
+    let (reports, errors) = run().await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "c");
+    let e = errors[0].1.to_string();
+    assert!(
+        e.contains("field `extra`") && e.contains("new_columns"),
+        "{e}"
+    );
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    // add: a nullable column, null for the older row.
+    assert_eq!(
+        ws.count("SELECT count(*) FROM silver.a WHERE extra IS NULL AND id = 1")
+            .await,
+        1
+    );
+    assert_eq!(
+        ws.count("SELECT count(*) FROM silver.a WHERE extra = 'x' AND id = 2")
+            .await,
+        1
+    );
+    // ignore: the row lands without it.
+    assert_eq!(ws.count("SELECT count(*) FROM silver.b").await, 2);
+    let b = ws
+        .lake()
+        .load(&TableName::new("test_silver", "b"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        b.metadata()
+            .current_schema()
+            .field_by_name("extra")
+            .is_none()
+    );
+    // fail: nothing of the second run in c.
+    assert_eq!(ws.count("SELECT count(*) FROM silver.c").await, 1);
+}

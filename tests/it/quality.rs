@@ -9,9 +9,8 @@ use medallion::catalog::TableName;
 use crate::pyiceberg::check_with_pyiceberg;
 use crate::support::Workspace;
 
-/// The demo's column types, and one expectation of each action on `orders` (generated:
-/// quantity 1-5, unit_price 1.99-201.98, status by version).
-const EXPECTATIONS: &str = r#"
+/// The demo's column types (generated events have no schema).
+const COLUMN_TYPES: &str = r#"
 [silver.tables.users.columns]
 created_at = "timestamptz"
 [silver.tables.products.columns]
@@ -20,10 +19,17 @@ price = "decimal(10,2)"
 unit_price = "decimal(10,2)"
 ordered_at = "timestamp"
 shipped_on = "date"
+"#;
 
+/// One expectation of each action on `orders`: quantity above `max_quantity` warns, a
+/// cancelled order is dropped, a unit price of `max_price` or more is quarantined, a user id
+/// that is not positive fails the run.
+fn actions(max_quantity: i64, max_price: i64) -> String {
+    format!(
+        r#"
 [[silver.tables.orders.expectations]]
 name = "small_quantity"
-expr = "quantity <= 4"
+expr = "quantity <= {max_quantity}"
 action = "warn"
 
 [[silver.tables.orders.expectations]]
@@ -33,14 +39,16 @@ action = "drop"
 
 [[silver.tables.orders.expectations]]
 name = "affordable"
-expr = "unit_price < 150"
+expr = "unit_price < {max_price}"
 action = "quarantine"
 
 [[silver.tables.orders.expectations]]
 name = "has_user"
 expr = "user_id > 0"
 action = "fail"
-"#;
+"#
+    )
+}
 
 fn generate_and_ingest(ws: &Workspace, events: u32) {
     let file = ws.root().join(format!("events-{events}.jsonl"));
@@ -96,13 +104,11 @@ async fn latest_dq(ws: &Workspace, table: &str) -> HashMap<String, (String, i64,
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_action_counts_match_silver_quarantine_and_dropped() {
-    let ws = Workspace::new(EXPECTATIONS);
-    generate_and_ingest(&ws, 2000);
-    let (code, out, err) = ws.run(&["silver"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let dq = latest_dq(&ws, "orders").await;
+/// Checks a first silver run of `orders` with [`actions`]: every expectation checked the same
+/// rows (written + dropped + quarantined), each action did what it says, and `_dq_runs` counts
+/// agree with silver and quarantine. `out`: the run's output.
+async fn assert_each_action(ws: &Workspace, out: &str, max_quantity: i64, max_price: i64) {
+    let dq = latest_dq(ws, "orders").await;
 
     // Every expectation checked the same rows: those the run wrote, dropped or quarantined.
     let silver_rows = ws.count("SELECT count(*) FROM silver.orders").await;
@@ -133,8 +139,10 @@ async fn each_action_counts_match_silver_quarantine_and_dropped() {
     assert_eq!(dq["affordable"].0, "quarantine");
     assert_eq!(dq["affordable"].2, quarantined);
     assert_eq!(
-        ws.count("SELECT count(*) FROM silver.orders WHERE unit_price >= 150")
-            .await,
+        ws.count(&format!(
+            "SELECT count(*) FROM silver.orders WHERE unit_price >= {max_price}"
+        ))
+        .await,
         0
     );
     assert_eq!(
@@ -163,12 +171,16 @@ async fn each_action_counts_match_silver_quarantine_and_dropped() {
     assert!(flagged > 0);
     assert_eq!(
         flagged,
-        ws.count("SELECT count(*) FROM silver.orders WHERE quantity > 4")
-            .await
+        ws.count(&format!(
+            "SELECT count(*) FROM silver.orders WHERE quantity > {max_quantity}"
+        ))
+        .await
     );
     assert_eq!(
-        ws.count("SELECT count(*) FROM silver.orders WHERE _dq_ok <> (quantity <= 4)")
-            .await,
+        ws.count(&format!(
+            "SELECT count(*) FROM silver.orders WHERE _dq_ok <> (quantity <= {max_quantity})"
+        ))
+        .await,
         0
     );
     // fail: never failed here. Built-in checks are logged too.
@@ -177,6 +189,15 @@ async fn each_action_counts_match_silver_quarantine_and_dropped() {
         assert_eq!(dq[builtin].0, "quarantine", "{dq:?}");
         assert_eq!(dq[builtin].2, 0, "{dq:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_action_counts_match_silver_quarantine_and_dropped() {
+    let ws = Workspace::new(&format!("{COLUMN_TYPES}{}", actions(4, 150)));
+    generate_and_ingest(&ws, 2000);
+    let (code, out, err) = ws.run(&["silver"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_each_action(&ws, &out, 4, 150).await;
     // Tables without expectations still log the built-in checks.
     assert!(latest_dq(&ws, "users").await.contains_key("_decodes"));
 
@@ -480,4 +501,91 @@ new_columns = "fail"
     );
     // fail: nothing of the second run in c.
     assert_eq!(ws.count("SELECT count(*) FROM silver.c").await, 1);
+}
+
+/// The real `pg-ecommerce` capture (with its `ALTER TABLE users ADD COLUMN` midway), in both
+/// variants: with only a `warn` expectation silver still equals the source, new column
+/// included; with one of each action the counts agree as on generated data, and a `fail`
+/// commits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_action_on_the_pg_ecommerce_fixture() {
+    use crate::silver::{check_against_expected, scenario_config};
+    for scenario in ["pg-ecommerce/schemas", "pg-ecommerce/noschemas"] {
+        let (_, path) = crate::support::fixture_event_files()
+            .into_iter()
+            .find(|(s, _)| s == scenario)
+            .unwrap_or_else(|| panic!("no fixture {scenario}"));
+        let path = path.to_str().unwrap();
+
+        // warn only: rows flagged, none changed.
+        let warn = r#"
+[[silver.tables.users.expectations]]
+name = "known_country"
+expr = "country IS NOT NULL"
+"#;
+        let ws = Workspace::new(&format!("{}{warn}", scenario_config(scenario)));
+        let (code, _, err) = ws.run(&["ingest", "--from", path]);
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = ws.run(&["silver"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        check_against_expected(&ws, scenario);
+        let users = ws
+            .lake()
+            .load(&TableName::new("test_silver", "users"))
+            .await;
+        let users = users.unwrap().unwrap();
+        let columns = users.metadata().current_schema();
+        assert!(
+            columns.field_by_name("loyalty_points").is_some(),
+            "{scenario}: no ADD COLUMN column"
+        );
+        let dq = latest_dq(&ws, "users").await;
+        let flagged = ws
+            .count("SELECT count(*) FROM silver.users WHERE array_has(_dq_failed, 'known_country')")
+            .await;
+        assert!(flagged > 0, "{scenario}: {dq:?}");
+        assert_eq!(
+            flagged,
+            ws.count("SELECT count(*) FROM silver.users WHERE country IS NULL")
+                .await
+        );
+        assert_eq!(dq["known_country"].2, flagged, "{scenario}: {dq:?}");
+        assert_eq!(
+            dq["known_country"].1,
+            ws.count("SELECT count(*) FROM silver.users").await
+        );
+
+        // One of each action.
+        let ws = Workspace::new(&format!("{}{}", scenario_config(scenario), actions(3, 500)));
+        let (code, _, err) = ws.run(&["ingest", "--from", path]);
+        assert_eq!(code, 0, "{err}");
+        let config = std::fs::read_to_string(&ws.config_path).unwrap();
+        // fail first: a run that fails commits nothing, not even the tables' first snapshots.
+        std::fs::write(
+            &ws.config_path,
+            config.replace("user_id > 0", "quantity < 4"),
+        )
+        .unwrap();
+        let (code, _, err) = ws.run(&["silver", "--table", "orders"]);
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("`has_user`") && err.contains("nothing was committed"),
+            "{err}"
+        );
+        for t in ["orders", "orders_quarantine", "_dq_runs"] {
+            let table = ws
+                .lake()
+                .load(&TableName::new("test_silver", t))
+                .await
+                .unwrap();
+            assert!(
+                table.is_none_or(|t| t.current_snapshot().is_none()),
+                "{scenario}: {t} got a snapshot from a failed run"
+            );
+        }
+        std::fs::write(&ws.config_path, &config).unwrap();
+        let (code, out, err) = ws.run(&["silver"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert_each_action(&ws, &out, 3, 500).await;
+    }
 }

@@ -15,7 +15,7 @@ use crate::pyiceberg::{check_with_pyiceberg, run_check};
 use crate::support::{Workspace, fixture_event_files, fixtures_dir};
 
 /// What each scenario's consumer must be told (the fixtures' README, "Per scenario").
-fn scenario_config(scenario: &str) -> &'static str {
+pub fn scenario_config(scenario: &str) -> &'static str {
     match scenario {
         "pg-ecommerce/noschemas" => {
             r#"

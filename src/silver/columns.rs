@@ -64,6 +64,20 @@ pub const META_ISSUES: &str = "_dq_issues";
 pub const META_FAILED: &str = "_dq_failed";
 /// No `warn` expectation failed and no cell was flagged.
 pub const META_OK: &str = "_dq_ok";
+/// Every medallion column (a source column may start with `_` too).
+const META_COLUMNS: [&str; 11] = [
+    META_OP,
+    META_LSN,
+    META_BINLOG_FILE,
+    META_BINLOG_POS,
+    META_BINLOG_ROW,
+    META_UPDATED_AT,
+    META_PARTITION,
+    META_OFFSET,
+    META_ISSUES,
+    META_FAILED,
+    META_OK,
+];
 
 /// One source column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,7 +166,7 @@ impl Columns {
         let mut columns = Vec::new();
         let mut meta_ids = HashMap::new();
         for f in schema.as_struct().fields() {
-            if f.name.starts_with('_') {
+            if META_COLUMNS.contains(&f.name.as_str()) {
                 meta_ids.insert(f.name.clone(), f.id);
                 continue;
             }

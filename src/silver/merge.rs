@@ -9,7 +9,7 @@
 //! sends the event to quarantine; the key keeps its previous state.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -394,6 +394,7 @@ fn decide(
 #[derive(Default)]
 struct Seen<'a> {
     names: Vec<Cow<'a, str>>,
+    known: HashSet<Cow<'a, str>>,
     firsts: HashMap<Cow<'a, str>, &'a RawValue>,
 }
 
@@ -416,11 +417,16 @@ impl<'a> Seen<'a> {
         }
     }
 
+    fn name(&mut self, n: Cow<'a, str>) {
+        if !self.known.contains(n.as_ref()) {
+            self.known.insert(n.clone());
+            self.names.push(n);
+        }
+    }
+
     fn image(&mut self, image: Vec<(Cow<'a, str>, &'a RawValue)>) {
         for (n, raw) in image {
-            if !self.names.contains(&n) {
-                self.names.push(n.clone());
-            }
+            self.name(n.clone());
             self.offer(n, raw);
         }
     }
@@ -428,9 +434,7 @@ impl<'a> Seen<'a> {
     /// This, then what a later part of the run saw: as if seen in one sequence.
     fn then(mut self, later: Seen<'a>) -> Seen<'a> {
         for n in later.names {
-            if !self.names.contains(&n) {
-                self.names.push(n);
-            }
+            self.name(n);
         }
         for (n, raw) in later.firsts {
             self.offer(n, raw);
@@ -449,14 +453,20 @@ fn learn(
     has_rows: bool,
     evolution: &mut Evolution,
 ) -> Result<(), MergeError> {
-    // The first run learns every column; later ones add new fields as the config allows.
-    let pinned = !columns.columns.is_empty();
+    // The first run with row images learns every column (a first run of only deletes learns
+    // just the key); later ones add new fields as the config allows, and always the fields
+    // the config types.
+    let pinned = columns
+        .columns
+        .iter()
+        .any(|c| !columns.key.contains(&c.name));
     let policy = config.map(|c| c.new_columns).unwrap_or_default();
     for n in &seen.names {
         if columns.index(n).is_some() {
             continue;
         }
-        if pinned {
+        let declared = config.is_some_and(|c| c.columns.contains_key(n.as_ref()));
+        if pinned && !declared {
             match policy {
                 NewColumns::Add => {}
                 NewColumns::Ignore => continue,

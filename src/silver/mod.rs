@@ -251,13 +251,17 @@ pub async fn run(
         tables.retain(|t| t == only);
     }
     tables.sort();
-    // Checked up front, where the table exists: a bad expectation stops the run before any data.
-    check_expectations(lake, config, &tables).await?;
     let run_id = uuid::Uuid::now_v7().to_string();
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for t in tables {
-        match run_table(lake, config, &t, &run_id).await {
+        // Checked up front where the table exists: a bad expectation stops the table before
+        // it reads anything.
+        let result = match check_expectations(lake, config, &t).await {
+            Ok(()) => run_table(lake, config, &t, &run_id).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(Some(r)) => reports.push(r),
             Ok(None) => {}
             Err(e) => {
@@ -269,46 +273,46 @@ pub async fn run(
     Ok((reports, errors))
 }
 
-/// Compiles every table's expectations against its silver schema, where the table exists, so
-/// a bad expression or an unknown column stops the run before it reads anything.
-async fn check_expectations(
-    lake: &Lake,
-    config: &Config,
-    tables: &[String],
-) -> Result<(), SilverError> {
-    for t in tables {
-        let Some(cfg) = config.silver.tables.get(t) else {
-            continue;
-        };
-        if cfg.expectations.is_empty() {
-            continue;
-        }
-        let name = TableName::new(config.namespaces.silver.clone(), t);
-        let Some(silver) = lake.load(&name).await? else {
-            continue;
-        };
-        if silver.current_snapshot().is_none() {
-            continue;
-        }
-        let table = name.to_string();
-        let mut columns = Columns::from_table(
-            silver.metadata().current_schema(),
-            silver.metadata().properties(),
-            silver.metadata().last_column_id(),
-        )
-        .map_err(|source| SilverError::Columns {
-            table: table.clone(),
-            source,
-        })?;
-        let schema = columns.schema().map_err(|source| SilverError::Columns {
-            table: table.clone(),
-            source,
-        })?;
-        let arrow_schema = iceberg::arrow::schema_to_arrow_schema(&schema)
-            .map_err(LakeError::iceberg(&table, "convert the schema"))?;
-        quality::Expectations::compile(&cfg.expectations, &arrow_schema)
-            .map_err(|message| SilverError::Expectations { table, message })?;
+/// Compiles a table's expectations against its silver schema, where the table exists, so a
+/// bad expression or an unknown column stops the table before it reads anything.
+async fn check_expectations(lake: &Lake, config: &Config, t: &str) -> Result<(), SilverError> {
+    let Some(cfg) = config.silver.tables.get(t) else {
+        return Ok(());
+    };
+    if cfg.expectations.is_empty() {
+        return Ok(());
     }
+    let name = TableName::new(config.namespaces.silver.clone(), t);
+    let Some(silver) = lake.load(&name).await? else {
+        return Ok(());
+    };
+    if silver.current_snapshot().is_none() {
+        return Ok(());
+    }
+    let table = name.to_string();
+    let mut columns = Columns::from_table(
+        silver.metadata().current_schema(),
+        silver.metadata().properties(),
+        silver.metadata().last_column_id(),
+    )
+    .map_err(|source| SilverError::Columns {
+        table: table.clone(),
+        source,
+    })?;
+    let schema = columns.schema().map_err(|source| SilverError::Columns {
+        table: table.clone(),
+        source,
+    })?;
+    let arrow_schema = iceberg::arrow::schema_to_arrow_schema(&schema)
+        .map_err(LakeError::iceberg(&table, "convert the schema"))?;
+    quality::Expectations::compile(&cfg.expectations, &arrow_schema).map_err(|message| {
+        SilverError::Expectations {
+            table,
+            message: format!(
+                "{message} (for a column an ALTER TABLE is about to add, add the expectation once silver has the column)"
+            ),
+        }
+    })?;
     Ok(())
 }
 
@@ -653,9 +657,10 @@ async fn run_once(
     })?;
     let mut dq = quality::counts(&expectations, live.len() as u64, report.events, &plan);
     if !expectations.is_empty() && !live.is_empty() {
+        let new_rows = batch(&live)?;
         let verdict =
             expectations
-                .evaluate(&batch(&live)?)
+                .evaluate(&new_rows)
                 .map_err(|message| SilverError::Expectations {
                     table: name.clone(),
                     message,
@@ -682,7 +687,7 @@ async fn run_once(
         let held: Vec<u32> = (0..live.len() as u32)
             .filter(|&r| verdict.action[r as usize] == Some(DqAction::Quarantine))
             .collect();
-        let mut held_json = quality::rows_as_json(&batch(&live)?, &held)
+        let mut held_json = quality::rows_as_json(&new_rows, &held)
             .map_err(|e| SilverError::arrow(&name, e))?
             .into_iter();
         let mut kept = Vec::with_capacity(live.len());
@@ -724,6 +729,7 @@ async fn run_once(
             }
         }
         live = kept;
+        drop(new_rows);
     }
 
     // What the run applies: the rows it replaces are position-deleted.
@@ -763,7 +769,9 @@ async fn run_once(
     // Quarantine and the data-quality log first (each records its own watermark), then
     // silver: a crash in between redoes the run, which adds nothing to either again.
     if !plan.quarantined.is_empty() {
-        report.quarantined = quarantine(lake, config, table, &plan.quarantined, &changes).await?;
+        // Counted whole: a run redone after a crash finds them already in quarantine.
+        report.quarantined = plan.quarantined.len() as u64;
+        quarantine(lake, config, table, &plan.quarantined, &changes).await?;
     }
     quality::record(lake, config, &name, run_id, &dq, changes.bronze_seq).await?;
     report.dq = dq;
@@ -828,7 +836,8 @@ async fn run_once(
     ]);
     // Known for tables that recorded it from their first commit on.
     let applied_up_to = if applied_before.is_some() || fresh {
-        applied_before.max(newest_applied)
+        // A fresh table records it even when nothing applied (all held back by expectations).
+        Some(applied_before.max(newest_applied).unwrap_or_default())
     } else {
         None
     };

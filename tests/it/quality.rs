@@ -247,8 +247,9 @@ async fn each_action_counts_match_silver_quarantine_and_dropped() {
     }
 
     // An unknown column stops the run before it reads anything.
+    // (Tables are independent: the others may go on and log to `_dq_runs`; run orders alone.)
     std::fs::write(&ws.config_path, text.replace("user_id > 0", "no_such > 0")).unwrap();
-    let (code, _, err) = ws.run(&["silver"]);
+    let (code, _, err) = ws.run(&["silver", "--table", "orders"]);
     assert_ne!(code, 0);
     assert!(
         err.contains("expectation `has_user` (`no_such > 0`)") && err.contains("no_such"),
@@ -450,7 +451,7 @@ new_columns = "fail"
                 t,
                 0,
                 1,
-                plain_value(serde_json::json!({"id": 1, "n": 1}), 100),
+                plain_value(serde_json::json!({"id": 1, "n": 1, "_src": 7}), 100),
             )
         })
         .collect();
@@ -460,7 +461,7 @@ new_columns = "fail"
     let second: Vec<String> = tables
         .iter()
         .map(|t| {
-            let after = serde_json::json!({"id": 2, "n": 2, "extra": "x"});
+            let after = serde_json::json!({"id": 2, "n": 2, "extra": "x", "_src": 8});
             line(t, 1, 2, plain_value(after, 200))
         })
         .collect();
@@ -485,8 +486,11 @@ new_columns = "fail"
             .await,
         1
     );
-    // ignore: the row lands without it.
+    // ignore: the row lands without it. A source column named like medallion's (`_src`) is
+    // a source column in every run, not a new one.
     assert_eq!(ws.count("SELECT count(*) FROM silver.b").await, 2);
+    assert_eq!(ws.count("SELECT sum(_src) FROM silver.b").await, 15);
+    assert_eq!(ws.count("SELECT sum(_src) FROM silver.a").await, 15);
     let b = ws
         .lake()
         .load(&TableName::new("test_silver", "b"))

@@ -64,8 +64,8 @@ pub const META_ISSUES: &str = "_dq_issues";
 pub const META_FAILED: &str = "_dq_failed";
 /// No `warn` expectation failed and no cell was flagged.
 pub const META_OK: &str = "_dq_ok";
-/// Every medallion column (a source column may start with `_` too).
-const META_COLUMNS: [&str; 11] = [
+/// medallion's columns that say how far a row's key history goes.
+pub const POSITION_COLUMNS: [&str; 8] = [
     META_OP,
     META_LSN,
     META_BINLOG_FILE,
@@ -74,10 +74,12 @@ const META_COLUMNS: [&str; 11] = [
     META_UPDATED_AT,
     META_PARTITION,
     META_OFFSET,
-    META_ISSUES,
-    META_FAILED,
-    META_OK,
 ];
+
+/// One of medallion's columns (a source column may start with `_` too).
+pub fn is_meta(name: &str) -> bool {
+    POSITION_COLUMNS.contains(&name) || [META_ISSUES, META_FAILED, META_OK].contains(&name)
+}
 
 /// One source column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,7 +168,7 @@ impl Columns {
         let mut columns = Vec::new();
         let mut meta_ids = HashMap::new();
         for f in schema.as_struct().fields() {
-            if META_COLUMNS.contains(&f.name.as_str()) {
+            if is_meta(&f.name) {
                 meta_ids.insert(f.name.clone(), f.id);
                 continue;
             }
@@ -198,6 +200,12 @@ impl Columns {
             meta_ids,
             last_id: schema.highest_field_id().max(last_column_id),
         })
+    }
+
+    /// The columns of an existing silver table.
+    pub fn of_table(table: &crate::lake::LakeTable) -> Result<Columns, ColumnError> {
+        let m = table.metadata();
+        Columns::from_table(m.current_schema(), m.properties(), m.last_column_id())
     }
 
     /// No columns yet: a table about to be created.

@@ -290,12 +290,7 @@ async fn check_expectations(lake: &Lake, config: &Config, t: &str) -> Result<(),
         return Ok(());
     }
     let table = name.to_string();
-    let mut columns = Columns::from_table(
-        silver.metadata().current_schema(),
-        silver.metadata().properties(),
-        silver.metadata().last_column_id(),
-    )
-    .map_err(|source| SilverError::Columns {
+    let mut columns = Columns::of_table(&silver).map_err(|source| SilverError::Columns {
         table: table.clone(),
         source,
     })?;
@@ -450,12 +445,7 @@ async fn run_once(
             c.last_id = t.metadata().last_column_id();
             c
         }
-        Some(t) => Columns::from_table(
-            t.metadata().current_schema(),
-            t.metadata().properties(),
-            t.metadata().last_column_id(),
-        )
-        .map_err(|source| SilverError::Columns {
+        Some(t) => Columns::of_table(t).map_err(|source| SilverError::Columns {
             table: name.clone(),
             source,
         })?,

@@ -24,7 +24,7 @@ use super::SilverError;
 use super::changes::{Order, SourcePosition};
 use super::columns::{
     Columns, META_BINLOG_FILE, META_BINLOG_POS, META_BINLOG_ROW, META_FAILED, META_ISSUES,
-    META_LSN, META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT,
+    META_LSN, META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT, POSITION_COLUMNS,
 };
 use super::decode::Cell;
 use super::files::{LiveFile, Rows, in_parallel, live_files, read_parquet};
@@ -439,18 +439,6 @@ async fn match_keys(
     }
     Ok((path, rows, found))
 }
-
-/// The columns that say how far a row's key history goes.
-const POSITION_COLUMNS: [&str; 8] = [
-    META_OP,
-    META_LSN,
-    META_BINLOG_FILE,
-    META_BINLOG_POS,
-    META_BINLOG_ROW,
-    META_UPDATED_AT,
-    META_PARTITION,
-    META_OFFSET,
-];
 
 /// Records a physical row of a run's key: the newest one says how far the key's history is
 /// applied, the live one is what the run replaces.

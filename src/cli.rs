@@ -98,7 +98,8 @@ pub enum Command {
     /// Run the whole pipeline on generated sample data, on the embedded catalog.
     ///
     /// Generates e-commerce change events (users, products, orders), ingests them into bronze,
-    /// and prints what landed. Needs no service.
+    /// brings silver up to date (with the job config's expectations) and prints each layer and
+    /// the data-quality summary. Needs no service.
     Demo(DemoArgs),
     /// List every table: snapshots, rows, files, last commit and recorded source offsets.
     Tables(TablesArgs),

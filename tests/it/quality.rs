@@ -436,6 +436,8 @@ async fn new_schemaless_fields_are_added_ignored_or_stop_the_table_as_configured
 new_columns = "ignore"
 [silver.tables.c]
 new_columns = "fail"
+[silver.tables.d]
+new_columns = "fail"
 "#,
     );
     let run = || async {
@@ -455,6 +457,12 @@ new_columns = "fail"
             )
         })
         .collect();
+    // d's first run sees only a delete: it learns the key, and its columns are not pinned yet.
+    let mut first = first;
+    let delete = serde_json::json!({"before": {"id": 9}, "after": null, "op": "d",
+        "ts_ms": 1_700_000_000_050i64, "source": {"connector": "postgresql", "name": "p",
+        "db": "d", "schema": "public", "table": "d", "lsn": 50, "ts_ms": 1_700_000_000_050i64}});
+    first.push(line("d", 0, 9, delete.to_string()));
     land(&ws, "1.jsonl", &first).await;
     let (_, errors) = run().await;
     assert!(errors.is_empty(), "{errors:?}");
@@ -465,6 +473,9 @@ new_columns = "fail"
             line(t, 1, 2, plain_value(after, 200))
         })
         .collect();
+    let mut second = second;
+    let after = serde_json::json!({"id": 2, "n": 2, "extra": "x"});
+    second.push(line("d", 1, 2, plain_value(after, 200)));
     land(&ws, "2.jsonl", &second).await;
     let (reports, errors) = run().await;
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -474,7 +485,12 @@ new_columns = "fail"
         e.contains("field `extra`") && e.contains("new_columns"),
         "{e}"
     );
-    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    assert_eq!(
+        ws.count("SELECT count(*) FROM silver.d WHERE extra = 'x' AND n = 2")
+            .await,
+        1
+    );
     // add: a nullable column, null for the older row.
     assert_eq!(
         ws.count("SELECT count(*) FROM silver.a WHERE extra IS NULL AND id = 1")

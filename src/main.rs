@@ -52,46 +52,44 @@ fn init_logging(filter: &str, json: bool) {
 /// serves allocations below its dynamic mmap threshold (up to 32 MiB) from heaps that it rarely
 /// gives back, so the resident set drifts far above what is live (~350 MB instead of ~260 MB
 /// for 1 KB events with 64 MiB batches, measured). A fixed threshold of 4 MiB maps every
-/// large buffer on its own and returns it to the kernel on free. `MALLOC_MMAP_THRESHOLD_` in
-/// the environment still wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
+/// large buffer on its own and returns it to the kernel on free.
 fn tune_allocator() {
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-        // SAFETY: mallopt only changes allocator parameters; it is called before any other
-        // thread exists, with a valid parameter and value.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        }
-    }
+    set_malloc_option("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, 4 << 20);
 }
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
 
 /// Silver is a batch job that allocates and frees a lot of mid-sized memory (Parquet pages,
 /// decoded values) on every core. glibc's default trim threshold (128 KiB once the mmap
 /// threshold is fixed) hands freed heap tops back to the kernel at once, only to fault them
 /// in again: on the 10M-event silver benchmark that was ~5 s of system CPU of ~30 s. Keeping
 /// up to 256 MiB per heap top (and growing heaps by 64 MiB) cuts it to ~2 s, for a few
-/// percent more peak memory. `MALLOC_TRIM_THRESHOLD_` / `MALLOC_TOP_PAD_` still win.
+/// percent more peak memory.
+fn tune_allocator_for_batch() {
+    set_malloc_option("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD, 256 << 20);
+    set_malloc_option("MALLOC_TOP_PAD_", M_TOP_PAD, 64 << 20);
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+use libc::{M_MMAP_THRESHOLD, M_TOP_PAD, M_TRIM_THRESHOLD};
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+const M_MMAP_THRESHOLD: i32 = 0;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+const M_TRIM_THRESHOLD: i32 = 0;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+const M_TOP_PAD: i32 = 0;
+
+/// Sets a glibc malloc parameter, unless its environment variable (`env`) is set: that wins.
+/// Called before the runtime starts any thread.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn tune_allocator_for_batch() {
-    if std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
-        // SAFETY: mallopt only changes allocator parameters, with valid parameters and values;
-        // no other thread exists yet (the runtime starts after this).
+fn set_malloc_option(env: &str, param: i32, value: i32) {
+    if std::env::var_os(env).is_none() {
+        // SAFETY: mallopt only changes allocator parameters; it is called before any other
+        // thread exists, with a valid parameter and value.
         unsafe {
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-        }
-    }
-    if std::env::var_os("MALLOC_TOP_PAD_").is_none() {
-        // SAFETY: as above.
-        unsafe {
-            libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+            libc::mallopt(param, value);
         }
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator_for_batch() {}
+fn set_malloc_option(_env: &str, _param: i32, _value: i32) {}

@@ -404,7 +404,9 @@ pub async fn read(
     }
     let step = &files[..changes.files];
     let t_index = started.elapsed();
-    let rss_index = crate::metrics::resident_mib();
+    // Memory after each pass, for the debug log (read only when it is on).
+    let rss = || tracing::enabled!(tracing::Level::DEBUG).then(crate::metrics::resident_mib);
+    let rss_index = rss();
 
     // 2. The latest event of every key.
     let mut wanted: Vec<Vec<(u32, u32)>> = vec![Vec::new(); step.len()];
@@ -455,7 +457,7 @@ pub async fn read(
     }
 
     let t_latest = started.elapsed() - t_index;
-    let rss_latest = crate::metrics::resident_mib();
+    let rss_latest = rss();
     // 3. Keys whose latest event needs earlier ones (TOAST placeholders).
     let chains: FastMap<&str, usize> = kept
         .iter()
@@ -516,8 +518,8 @@ pub async fn read(
         index = ?t_index,
         latest = ?t_latest,
         chains = ?(started.elapsed() - t_index - t_latest),
-        rss_index_mib = rss_index,
-        rss_latest_mib = rss_latest,
+        rss_index_mib = ?rss_index,
+        rss_latest_mib = ?rss_latest,
         rss_mib = crate::metrics::resident_mib(),
         "read bronze"
     );
@@ -623,6 +625,22 @@ fn string_col<'a>(b: &'a RecordBatch, name: &str) -> Result<Option<&'a StringArr
     }
 }
 
+fn int_col<'a, T: arrow::datatypes::ArrowPrimitiveType>(
+    b: &'a RecordBatch,
+    name: &str,
+) -> Result<Option<&'a arrow::array::PrimitiveArray<T>>, String> {
+    match b.column_by_name(name) {
+        None => Ok(None),
+        Some(c) => c.as_primitive_opt::<T>().map(Some).ok_or_else(|| {
+            format!(
+                "column {name} is {:?}, expected {}",
+                c.data_type(),
+                T::DATA_TYPE
+            )
+        }),
+    }
+}
+
 fn req<T>(c: Option<T>, name: &str) -> Result<T, String> {
     c.ok_or_else(|| format!("column {name} is missing: not a bronze table?"))
 }
@@ -659,22 +677,6 @@ struct Cols<'a> {
 
 impl<'a> Cols<'a> {
     fn new(b: &'a RecordBatch) -> Result<Self, String> {
-        let int64 = |n: &str| -> Result<Option<&'a Int64Array>, String> {
-            b.column_by_name(n)
-                .map(|c| {
-                    c.as_primitive_opt::<Int64Type>()
-                        .ok_or_else(|| format!("column {n} is not a long"))
-                })
-                .transpose()
-        };
-        let int32 = |n: &str| -> Result<Option<&'a Int32Array>, String> {
-            b.column_by_name(n)
-                .map(|c| {
-                    c.as_primitive_opt::<Int32Type>()
-                        .ok_or_else(|| format!("column {n} is not an int"))
-                })
-                .transpose()
-        };
         Ok(Cols {
             kind: req(string_col(b, "kind")?, "kind")?,
             op: req(string_col(b, "op")?, "op")?,
@@ -689,12 +691,12 @@ impl<'a> Cols<'a> {
                     DataType::Timestamp(_, _) => c.as_primitive_opt::<TimestampMicrosecondType>(),
                     _ => None,
                 }),
-            lsn: int64("pg_lsn")?,
+            lsn: int_col::<Int64Type>(b, "pg_lsn")?,
             binlog_file: string_col(b, "binlog_file")?,
-            binlog_pos: int64("binlog_pos")?,
-            binlog_row: int32("binlog_row")?,
-            partition: int32("kafka_partition")?,
-            offset: int64("kafka_offset")?,
+            binlog_pos: int_col::<Int64Type>(b, "binlog_pos")?,
+            binlog_row: int_col::<Int32Type>(b, "binlog_row")?,
+            partition: int_col::<Int32Type>(b, "kafka_partition")?,
+            offset: int_col::<Int64Type>(b, "kafka_offset")?,
         })
     }
 

@@ -398,28 +398,22 @@ impl Columns {
         meta.push((META_UPDATED_AT, p(PrimitiveType::Timestamptz)));
         meta.push((META_PARTITION, p(PrimitiveType::Int)));
         meta.push((META_OFFSET, p(PrimitiveType::Long)));
-        for (name, ty) in meta {
-            let id = match self.meta_ids.get(name) {
-                Some(id) => *id,
-                None => {
-                    let id = next;
-                    next += 1;
-                    self.meta_ids.insert(name.to_string(), id);
-                    id
-                }
-            };
-            fields.push(NestedField::optional(id, name, ty));
-        }
-        // _dq_issues: list<struct<column, reason, raw>>
-        let issues_id = match self.meta_ids.get(META_ISSUES) {
+        // Existing ids are kept; new ones come after every id the table used (`width`: the
+        // column's own id and its nested ones).
+        let mut meta_id = |name: &str, width: i32| match self.meta_ids.get(name) {
             Some(id) => *id,
             None => {
                 let id = next;
-                next += 5;
-                self.meta_ids.insert(META_ISSUES.to_string(), id);
+                next += width;
+                self.meta_ids.insert(name.to_string(), id);
                 id
             }
         };
+        for (name, ty) in meta {
+            fields.push(NestedField::optional(meta_id(name, 1), name, ty));
+        }
+        // _dq_issues: list<struct<column, reason, raw>>
+        let issues_id = meta_id(META_ISSUES, 5);
         let element = Type::Struct(StructType::new(vec![
             NestedField::required(issues_id + 2, "column", p(PrimitiveType::String)).into(),
             NestedField::required(issues_id + 3, "reason", p(PrimitiveType::String)).into(),
@@ -433,15 +427,7 @@ impl Columns {
             )),
         ));
         // _dq_failed: list<string>
-        let failed_id = match self.meta_ids.get(META_FAILED) {
-            Some(id) => *id,
-            None => {
-                let id = next.max(issues_id + 5);
-                next = id + 2;
-                self.meta_ids.insert(META_FAILED.to_string(), id);
-                id
-            }
-        };
+        let failed_id = meta_id(META_FAILED, 2);
         fields.push(NestedField::optional(
             failed_id,
             META_FAILED,
@@ -449,26 +435,13 @@ impl Columns {
                 NestedField::list_element(failed_id + 1, p(PrimitiveType::String), true).into(),
             )),
         ));
-        let ok_id = match self.meta_ids.get(META_OK) {
-            Some(id) => *id,
-            None => {
-                let id = next.max(failed_id + 2);
-                next = id + 1;
-                self.meta_ids.insert(META_OK.to_string(), id);
-                id
-            }
-        };
+        let ok_id = meta_id(META_OK, 1);
         fields.push(NestedField::optional(
             ok_id,
             META_OK,
             p(PrimitiveType::Boolean),
         ));
-        self.last_id = self
-            .last_id
-            .max(next - 1)
-            .max(issues_id + 4)
-            .max(failed_id + 1)
-            .max(ok_id);
+        self.last_id = self.last_id.max(next - 1);
         let key_ids: Vec<i32> = self
             .key
             .iter()

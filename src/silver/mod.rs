@@ -32,7 +32,6 @@ use crate::catalog::TableName;
 use crate::config::Config;
 use crate::lake::{Change, Lake, LakeError, LakeTable};
 
-use crate::config::{DqAction, ExpectationConfig};
 use changes::{Changes, Order};
 use columns::{ColumnError, Columns, SourceKind};
 use decode::Cell;
@@ -648,78 +647,13 @@ async fn run_once(
     let mut dq = quality::counts(&expectations, live.len() as u64, report.events, &plan);
     if !expectations.is_empty() && !live.is_empty() {
         let new_rows = batch(&live)?;
-        let verdict =
-            expectations
-                .evaluate(&new_rows)
-                .map_err(|message| SilverError::Expectations {
-                    table: name.clone(),
-                    message,
-                })?;
-        for (j, (c, rows)) in expectations.configs().zip(&verdict.failed).enumerate() {
-            dq[j].failed = rows.len() as u64;
-            if c.action == DqAction::Fail && !rows.is_empty() {
-                let sample: Vec<String> = rows
-                    .iter()
-                    .take(5)
-                    .map(|&r| plan.outcomes[live_of[r as usize]].key_text.to_string())
-                    .collect();
-                return Err(SilverError::ExpectationFailed {
-                    table: name.clone(),
-                    expectation: c.name.clone(),
-                    expr: c.expr.clone(),
-                    rows: rows.len(),
-                    checked: live.len(),
-                    sample,
-                });
-            }
+        let checked =
+            expectations.hold_back(&name, live, &live_of, &new_rows, &mut plan, &mut applied)?;
+        for (d, failed) in dq.iter_mut().zip(checked.failed) {
+            d.failed = failed;
         }
-        // Rows held back: JSON of the decoded rows for quarantine.
-        let held: Vec<u32> = (0..live.len() as u32)
-            .filter(|&r| verdict.action[r as usize] == Some(DqAction::Quarantine))
-            .collect();
-        let mut held_json = quality::rows_as_json(&new_rows, &held)
-            .map_err(|e| SilverError::arrow(&name, e))?
-            .into_iter();
-        let mut kept = Vec::with_capacity(live.len());
-        for (r, (mut row, i)) in live.into_iter().zip(live_of).enumerate() {
-            let r = r as u32;
-            match verdict.action[r as usize] {
-                None => kept.push(row),
-                Some(DqAction::Warn) => {
-                    row.failed = verdict
-                        .names(&expectations, r, DqAction::Warn)
-                        .into_iter()
-                        .map(Arc::from)
-                        .collect();
-                    kept.push(row);
-                }
-                Some(DqAction::Drop) => {
-                    applied[i] = false;
-                    report.dropped += 1;
-                }
-                Some(DqAction::Quarantine) | Some(DqAction::Fail) => {
-                    applied[i] = false;
-                    // Every expectation it failed, whatever its action.
-                    let failed: Vec<&ExpectationConfig> =
-                        verdict.failed_by(&expectations, r).collect();
-                    let o = &plan.outcomes[i];
-                    let reason = failed
-                        .iter()
-                        .map(|c| format!("{} ({})", c.name, c.action.as_str()))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    plan.quarantined.push(merge::Quarantined {
-                        key_text: o.key_text.clone(),
-                        event: o.event.clone(),
-                        reason: format!("failed expectations: {reason}"),
-                        checks: failed.iter().map(|c| c.name.clone()).collect(),
-                        row: held_json.next(),
-                    });
-                }
-            }
-        }
-        live = kept;
-        drop(new_rows);
+        report.dropped = checked.dropped;
+        live = checked.kept;
     }
 
     // What the run applies: the rows it replaces are position-deleted.
@@ -1016,28 +950,57 @@ async fn quarantine(
         ],
     )
     .map_err(|e| SilverError::arrow(&name, e))?;
+    let summary = BTreeMap::from([(
+        BRONZE_WATERMARK.to_string(),
+        serde_json::json!({ "sequence_number": changes.bronze_seq }).to_string(),
+    )]);
+    let covered = |t: &LakeTable| watermark(t) >= changes.bronze_seq;
+    let new_schema = evolved.then(|| schema.as_ref().clone());
+    append_once(
+        lake,
+        config,
+        (&qname, &q),
+        schema,
+        batch,
+        summary,
+        new_schema,
+        covered,
+    )
+    .await?;
+    Ok(fresh.len() as u64)
+}
+
+/// Appends `batch` to a table beside silver (quarantine, `_dq_runs`) in one commit, unless
+/// `covered` says the table already has this step's rows (a run redone after a crash): each
+/// such table records in `summary` how far its rows go.
+#[allow(clippy::too_many_arguments)]
+async fn append_once(
+    lake: &Lake,
+    config: &Config,
+    (name, table): (&TableName, &LakeTable),
+    schema: Arc<Schema>,
+    batch: RecordBatch,
+    summary: BTreeMap<String, String>,
+    new_schema: Option<Schema>,
+    covered: impl Fn(&LakeTable) -> bool,
+) -> Result<(), SilverError> {
     let files = write::write_data(
         lake,
-        &q,
-        schema.clone(),
+        table,
+        schema,
         vec![batch],
         writer_props(config, &[]),
         config.silver.target_file_size.0 as usize,
     )
     .await?;
-    let summary = BTreeMap::from([(
-        BRONZE_WATERMARK.to_string(),
-        serde_json::json!({ "sequence_number": changes.bronze_seq }).to_string(),
-    )]);
-    lake.commit_with_retry(&qname, |current| {
-        if watermark(current) >= changes.bronze_seq {
+    lake.commit_with_retry(name, |current| {
+        if covered(current) {
             return Ok(None);
         }
         Ok(Some(
-            Change::append(files.clone(), summary.clone())
-                .with_schema(evolved.then(|| schema.as_ref().clone())),
+            Change::append(files.clone(), summary.clone()).with_schema(new_schema.clone()),
         ))
     })
     .await?;
-    Ok(fresh.len() as u64)
+    Ok(())
 }

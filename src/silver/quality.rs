@@ -28,11 +28,11 @@ use datafusion::sql::sqlparser::parser::Parser;
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Type, UnboundPartitionSpec};
 
 use super::SilverError;
-use super::merge::{BUILTIN_CHECKS, Plan};
-use super::write::write_data;
+use super::merge::{BUILTIN_CHECKS, Plan, Quarantined};
+use super::write::OutRow;
 use crate::catalog::TableName;
 use crate::config::{Config, DqAction, ExpectationConfig};
-use crate::lake::{Change, Lake, LakeError, LakeTable};
+use crate::lake::{Lake, LakeError, LakeTable};
 
 /// Checks that `sql` is one SQL expression (syntax only: columns are checked against the
 /// table's schema by [`Expectations::compile`]).
@@ -170,6 +170,106 @@ impl Expectations {
     }
 }
 
+/// A run's new rows after its expectations.
+pub struct Checked {
+    /// The rows to write (`warn` ones flagged).
+    pub kept: Vec<OutRow>,
+    /// Rows left out by `drop`.
+    pub dropped: u64,
+    /// Per expectation: the rows that failed it.
+    pub failed: Vec<u64>,
+}
+
+impl Expectations {
+    /// Applies the expectations to the run's new live rows (`batch`: the same rows as Arrow;
+    /// `owners`: each row's outcome in `plan`). A `fail` is an error before anything is
+    /// written; rows held back by `drop` or `quarantine` are marked not `applied` (the key
+    /// keeps its silver row), and quarantined ones join `plan.quarantined` with every name
+    /// they failed and the decoded row.
+    pub fn hold_back(
+        &self,
+        table: &str,
+        rows: Vec<OutRow>,
+        owners: &[usize],
+        batch: &RecordBatch,
+        plan: &mut Plan,
+        applied: &mut [bool],
+    ) -> Result<Checked, SilverError> {
+        let verdict = self
+            .evaluate(batch)
+            .map_err(|message| SilverError::Expectations {
+                table: table.to_string(),
+                message,
+            })?;
+        for (c, failed) in self.configs().zip(&verdict.failed) {
+            if c.action == DqAction::Fail && !failed.is_empty() {
+                let sample = failed
+                    .iter()
+                    .take(5)
+                    .map(|&r| plan.outcomes[owners[r as usize]].key_text.to_string())
+                    .collect();
+                return Err(SilverError::ExpectationFailed {
+                    table: table.to_string(),
+                    expectation: c.name.clone(),
+                    expr: c.expr.clone(),
+                    rows: failed.len(),
+                    checked: rows.len(),
+                    sample,
+                });
+            }
+        }
+        let held: Vec<u32> = (0..rows.len() as u32)
+            .filter(|&r| verdict.action[r as usize] == Some(DqAction::Quarantine))
+            .collect();
+        let mut held_json = rows_as_json(batch, &held)
+            .map_err(|e| SilverError::arrow(table, e))?
+            .into_iter();
+        let mut checked = Checked {
+            kept: Vec::with_capacity(rows.len()),
+            dropped: 0,
+            failed: verdict.failed.iter().map(|f| f.len() as u64).collect(),
+        };
+        for (r, (mut row, &i)) in rows.into_iter().zip(owners).enumerate() {
+            let r = r as u32;
+            match verdict.action[r as usize] {
+                None => checked.kept.push(row),
+                Some(DqAction::Warn) => {
+                    row.failed = verdict
+                        .names(self, r, DqAction::Warn)
+                        .into_iter()
+                        .map(Arc::from)
+                        .collect();
+                    checked.kept.push(row);
+                }
+                Some(DqAction::Drop) => {
+                    applied[i] = false;
+                    checked.dropped += 1;
+                }
+                Some(DqAction::Quarantine) | Some(DqAction::Fail) => {
+                    applied[i] = false;
+                    // Every expectation it failed, whatever its action.
+                    let failed: Vec<&ExpectationConfig> = verdict.failed_by(self, r).collect();
+                    let reason = failed
+                        .iter()
+                        .map(|c| format!("{} ({})", c.name, c.action.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let o = &plan.outcomes[i];
+                    let q = Quarantined {
+                        key_text: o.key_text.clone(),
+                        event: o.event.clone(),
+                        reason: format!("failed expectations: {reason}"),
+                        checks: failed.iter().map(|c| c.name.clone()).collect(),
+                        row: held_json.next(),
+                    };
+                    plan.quarantined.push(q);
+                }
+            }
+        }
+        Ok(checked)
+    }
+}
+
 /// One expectation's (or built-in check's) counts in a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DqCount {
@@ -298,24 +398,19 @@ pub async fn record(
         ],
     )
     .map_err(|e| SilverError::arrow(&name.to_string(), e))?;
-    let files = write_data(
-        lake,
-        &t,
-        schema,
-        vec![batch],
-        super::writer_props(config, &[]),
-        config.silver.target_file_size.0 as usize,
-    )
-    .await?;
     let summary = BTreeMap::from([(key.clone(), bronze_seq.to_string())]);
-    lake.commit_with_retry(&name, |current| {
-        if covered(current) >= bronze_seq {
-            return Ok(None);
-        }
-        Ok(Some(Change::append(files.clone(), summary.clone())))
-    })
-    .await?;
-    Ok(())
+    let done = |t: &LakeTable| covered(t) >= bronze_seq;
+    super::append_once(
+        lake,
+        config,
+        (&name, &t),
+        schema,
+        batch,
+        summary,
+        None,
+        done,
+    )
+    .await
 }
 
 /// Rows `rows` of `batch` as JSON objects (one string per row), for quarantine.

@@ -166,18 +166,17 @@ fn op_at(ops: Option<&arrow::array::StringArray>, i: usize) -> &'static str {
     }
 }
 
-/// `_dq_failed` of row `i` (absent in files written before it existed).
+/// The list in column `name` at row `i`; `None` where it is null or the file predates it.
+fn list_at(b: &RecordBatch, name: &str, i: usize) -> Option<ArrayRef> {
+    let l = b.column_by_name(name)?.as_list_opt::<i32>()?;
+    (!l.is_null(i)).then(|| l.value(i))
+}
+
+/// `_dq_failed` of row `i`.
 fn failed_at(b: &RecordBatch, i: usize) -> Vec<Arc<str>> {
-    let Some(l) = b
-        .column_by_name(META_FAILED)
-        .and_then(|c| c.as_list_opt::<i32>())
-    else {
+    let Some(v) = list_at(b, META_FAILED, i) else {
         return Vec::new();
     };
-    if l.is_null(i) {
-        return Vec::new();
-    }
-    let v = l.value(i);
     let names = v.as_string::<i32>();
     (0..names.len())
         .filter(|&j| names.is_valid(j))
@@ -186,16 +185,9 @@ fn failed_at(b: &RecordBatch, i: usize) -> Vec<Arc<str>> {
 }
 
 fn issues_at(b: &RecordBatch, i: usize) -> Vec<DqIssue> {
-    let Some(l) = b
-        .column_by_name(META_ISSUES)
-        .and_then(|c| c.as_list_opt::<i32>())
-    else {
+    let Some(v) = list_at(b, META_ISSUES, i) else {
         return Vec::new();
     };
-    if l.is_null(i) {
-        return Vec::new();
-    }
-    let v = l.value(i);
     let s = v.as_struct();
     let text = |n: &str, j: usize| {
         s.column_by_name(n)

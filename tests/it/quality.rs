@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 
 use medallion::catalog::TableName;
+use medallion::lake::LakeTable;
+use medallion::silver::{self, SilverError, SilverOptions, TableReport};
 
 use crate::pyiceberg::check_with_pyiceberg;
 use crate::support::Workspace;
@@ -63,14 +65,32 @@ fn generate_and_ingest(ws: &Workspace, events: u32) {
     assert_eq!(code, 0, "{err}");
 }
 
-async fn snapshot_of(ws: &Workspace, table: &str) -> Option<i64> {
-    let t = ws
-        .lake()
+/// `test_silver.<table>`, if it exists.
+async fn silver_table(ws: &Workspace, table: &str) -> Option<LakeTable> {
+    ws.lake()
         .load(&TableName::new("test_silver", table))
         .await
         .unwrap()
-        .unwrap_or_else(|| panic!("no table test_silver.{table}"));
-    t.current_snapshot().map(|s| s.snapshot_id())
+}
+
+/// What a run on `orders` may change.
+const ORDERS_TABLES: [&str; 3] = ["orders", "orders_quarantine", "_dq_runs"];
+
+/// The current snapshot of each of [`ORDERS_TABLES`] (`None`: no table, or no snapshot).
+async fn orders_snapshots(ws: &Workspace) -> Vec<Option<i64>> {
+    let mut out = Vec::new();
+    for t in ORDERS_TABLES {
+        let table = silver_table(ws, t).await;
+        out.push(table.and_then(|t| t.current_snapshot().map(|s| s.snapshot_id())));
+    }
+    out
+}
+
+/// Silver for every table, in process: the reports and the per-table errors.
+async fn run_silver(ws: &Workspace) -> (Vec<TableReport>, Vec<(String, SilverError)>) {
+    silver::run(&ws.lake(), &ws.config(), &SilverOptions::default())
+        .await
+        .unwrap()
 }
 
 /// `_dq_runs` of the latest run of `table`: expectation -> (action, checked, failed).
@@ -223,13 +243,8 @@ async fn each_action_counts_match_silver_quarantine_and_dropped() {
 
     // A `fail` expectation that fails: the run stops, nothing of the table changes.
     generate_and_ingest(&ws, 2600);
-    let before: Vec<Option<i64>> = {
-        let mut v = Vec::new();
-        for t in ["orders", "orders_quarantine", "_dq_runs"] {
-            v.push(snapshot_of(&ws, t).await);
-        }
-        v
-    };
+    let before = orders_snapshots(&ws).await;
+    assert!(before.iter().all(Option::is_some), "{before:?}");
     let text = std::fs::read_to_string(&ws.config_path).unwrap();
     std::fs::write(&ws.config_path, text.replace("user_id > 0", "quantity < 5")).unwrap();
     let (code, out, err) = ws.run(&["silver", "--table", "orders"]);
@@ -239,12 +254,11 @@ async fn each_action_counts_match_silver_quarantine_and_dropped() {
             && err.contains("nothing was committed"),
         "{err}"
     );
-    for (t, b) in ["orders", "orders_quarantine", "_dq_runs"]
-        .iter()
-        .zip(&before)
-    {
-        assert_eq!(&snapshot_of(&ws, t).await, b, "{t} changed");
-    }
+    assert_eq!(
+        orders_snapshots(&ws).await,
+        before,
+        "{ORDERS_TABLES:?} changed"
+    );
 
     // An unknown column stops the run before it reads anything.
     // (Tables are independent: the others may go on and log to `_dq_runs`; run orders alone.)
@@ -255,46 +269,36 @@ async fn each_action_counts_match_silver_quarantine_and_dropped() {
         err.contains("expectation `has_user` (`no_such > 0`)") && err.contains("no_such"),
         "{err}"
     );
-    for (t, b) in ["orders", "orders_quarantine", "_dq_runs"]
-        .iter()
-        .zip(&before)
-    {
-        assert_eq!(&snapshot_of(&ws, t).await, b, "{t} changed");
-    }
+    assert_eq!(
+        orders_snapshots(&ws).await,
+        before,
+        "{ORDERS_TABLES:?} changed"
+    );
 
     // Fixed: the run goes on from where it stopped.
     std::fs::write(&ws.config_path, &text).unwrap();
     let (code, out, err) = ws.run(&["silver"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert_ne!(snapshot_of(&ws, "_dq_runs").await, before[2]);
+    assert_ne!(orders_snapshots(&ws).await[2], before[2]);
 }
 
 #[test]
 fn a_bad_expression_stops_at_config_load() {
-    let ws = Workspace::new(
-        r#"
-[[silver.tables.orders.expectations]]
-name = "broken"
-expr = "quantity >="
-action = "warn"
-"#,
-    );
-    let (code, _, err) = ws.run(&["config"]);
-    assert_ne!(code, 0);
+    // `medallion config` with one expectation: it must fail; its error.
+    let config_error = |expectation: &str| {
+        let ws = Workspace::new(&format!(
+            "[[silver.tables.orders.expectations]]\n{expectation}"
+        ));
+        let (code, _, err) = ws.run(&["config"]);
+        assert_ne!(code, 0, "{expectation}");
+        err
+    };
+    let err = config_error("name = \"broken\"\nexpr = \"quantity >=\"\naction = \"warn\"\n");
     assert!(
         err.contains("silver.tables.orders.expectations[0].expr") && err.contains("quantity >="),
         "{err}"
     );
-    let ws = Workspace::new(
-        r#"
-[[silver.tables.orders.expectations]]
-name = "x"
-expr = "quantity > 0"
-action = "explode"
-"#,
-    );
-    let (code, _, err) = ws.run(&["config"]);
-    assert_ne!(code, 0);
+    let err = config_error("name = \"x\"\nexpr = \"quantity > 0\"\naction = \"explode\"\n");
     assert!(err.contains("explode"), "{err}");
 }
 
@@ -334,13 +338,7 @@ async fn land(ws: &Workspace, name: &str, lines: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_type_iceberg_can_widen_is_applied_another_stops_only_that_table() {
-    use medallion::silver::{self, SilverOptions};
     let ws = Workspace::new("");
-    let run = || async {
-        silver::run(&ws.lake(), &ws.config(), &SilverOptions::default())
-            .await
-            .unwrap()
-    };
     land(
         &ws,
         "1.jsonl",
@@ -350,7 +348,7 @@ async fn a_type_iceberg_can_widen_is_applied_another_stops_only_that_table() {
         ],
     )
     .await;
-    let (_, errors) = run().await;
+    let (_, errors) = run_silver(&ws).await;
     assert!(errors.is_empty(), "{errors:?}");
 
     // int32 -> int64: widened in place, the old row reads as a long.
@@ -366,14 +364,9 @@ async fn a_type_iceberg_can_widen_is_applied_another_stops_only_that_table() {
         )],
     )
     .await;
-    let (_, errors) = run().await;
+    let (_, errors) = run_silver(&ws).await;
     assert!(errors.is_empty(), "{errors:?}");
-    let t = ws
-        .lake()
-        .load(&TableName::new("test_silver", "t"))
-        .await
-        .unwrap()
-        .unwrap();
+    let t = silver_table(&ws, "t").await.unwrap();
     let n = t.metadata().current_schema().field_by_name("n").unwrap();
     assert_eq!(n.field_type.to_string(), "long");
     assert_eq!(ws.count("SELECT sum(n) FROM silver.t").await, 5 + big);
@@ -394,7 +387,7 @@ async fn a_type_iceberg_can_widen_is_applied_another_stops_only_that_table() {
         ],
     )
     .await;
-    let (reports, errors) = run().await;
+    let (reports, errors) = run_silver(&ws).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     let (table, e) = &errors[0];
     assert_eq!(table, "t");
@@ -410,12 +403,7 @@ async fn a_type_iceberg_can_widen_is_applied_another_stops_only_that_table() {
         "{reports:?}"
     );
     assert_eq!(ws.count("SELECT count(*) FROM silver.u").await, 2);
-    let t = ws
-        .lake()
-        .load(&TableName::new("test_silver", "t"))
-        .await
-        .unwrap()
-        .unwrap();
+    let t = silver_table(&ws, "t").await.unwrap();
     assert_eq!(t.current_snapshot().map(|s| s.snapshot_id()), snapshot);
 }
 
@@ -429,7 +417,6 @@ fn plain_value(after: serde_json::Value, lsn: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_schemaless_fields_are_added_ignored_or_stop_the_table_as_configured() {
-    use medallion::silver::{self, SilverOptions};
     let ws = Workspace::new(
         r#"
 [silver.tables.b]
@@ -440,11 +427,6 @@ new_columns = "fail"
 new_columns = "fail"
 "#,
     );
-    let run = || async {
-        silver::run(&ws.lake(), &ws.config(), &SilverOptions::default())
-            .await
-            .unwrap()
-    };
     let tables = ["a", "b", "c"];
     let first: Vec<String> = tables
         .iter()
@@ -464,7 +446,7 @@ new_columns = "fail"
         "db": "d", "schema": "public", "table": "d", "lsn": 50, "ts_ms": 1_700_000_000_050i64}});
     first.push(line("d", 0, 9, delete.to_string()));
     land(&ws, "1.jsonl", &first).await;
-    let (_, errors) = run().await;
+    let (_, errors) = run_silver(&ws).await;
     assert!(errors.is_empty(), "{errors:?}");
     let second: Vec<String> = tables
         .iter()
@@ -477,7 +459,7 @@ new_columns = "fail"
     let after = serde_json::json!({"id": 2, "n": 2, "extra": "x"});
     second.push(line("d", 1, 2, plain_value(after, 200)));
     land(&ws, "2.jsonl", &second).await;
-    let (reports, errors) = run().await;
+    let (reports, errors) = run_silver(&ws).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].0, "c");
     let e = errors[0].1.to_string();
@@ -507,12 +489,7 @@ new_columns = "fail"
     assert_eq!(ws.count("SELECT count(*) FROM silver.b").await, 2);
     assert_eq!(ws.count("SELECT sum(_src) FROM silver.b").await, 15);
     assert_eq!(ws.count("SELECT sum(_src) FROM silver.a").await, 15);
-    let b = ws
-        .lake()
-        .load(&TableName::new("test_silver", "b"))
-        .await
-        .unwrap()
-        .unwrap();
+    let b = silver_table(&ws, "b").await.unwrap();
     assert!(
         b.metadata()
             .current_schema()
@@ -549,11 +526,7 @@ expr = "country IS NOT NULL"
         let (code, out, err) = ws.run(&["silver"]);
         assert_eq!(code, 0, "{out}\n{err}");
         check_against_expected(&ws, scenario);
-        let users = ws
-            .lake()
-            .load(&TableName::new("test_silver", "users"))
-            .await;
-        let users = users.unwrap().unwrap();
+        let users = silver_table(&ws, "users").await.unwrap();
         let columns = users.metadata().current_schema();
         assert!(
             columns.field_by_name("loyalty_points").is_some(),
@@ -592,17 +565,11 @@ expr = "country IS NOT NULL"
             err.contains("`has_user`") && err.contains("nothing was committed"),
             "{err}"
         );
-        for t in ["orders", "orders_quarantine", "_dq_runs"] {
-            let table = ws
-                .lake()
-                .load(&TableName::new("test_silver", t))
-                .await
-                .unwrap();
-            assert!(
-                table.is_none_or(|t| t.current_snapshot().is_none()),
-                "{scenario}: {t} got a snapshot from a failed run"
-            );
-        }
+        assert_eq!(
+            orders_snapshots(&ws).await,
+            vec![None; 3],
+            "{scenario}: a failed run made a snapshot"
+        );
         std::fs::write(&ws.config_path, &config).unwrap();
         let (code, out, err) = ws.run(&["silver"]);
         assert_eq!(code, 0, "{out}\n{err}");

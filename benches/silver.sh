@@ -7,6 +7,8 @@
 #    DuckDB (PyPI), timed the same way, and the ratios.
 # 2. Cost follows changes, not table size: CHANGES changes (default 10k) into a silver table of
 #    SMALL rows (1M) and of LARGE rows (10M); the ratio of the median silver runs (5 rounds).
+# 3. The cost of data quality: the run of 1. again, with five expectations and without, from the
+#    same bronze (alternating, 3 rounds each); the ratio of the medians.
 #
 # Usage: benches/silver.sh MEDALLION PYTHON [EVENTS [KEYS [CHANGES [SMALL [LARGE]]]]]
 # PYTHON must have polars and duckdb (run.sh bench installs them).
@@ -70,6 +72,7 @@ a="$work/a"; config "$a"
 m "$a" generate --keys "$keys" --events "$events" --fixed-keys --partitions 3 --seed 1 --out "$a/events.jsonl"
 m "$a" ingest --from "$a/events.jsonl" | head -1
 rm "$a/events.jsonl"
+cp "$a/catalog.db" "$a/catalog.db.bronze" # bronze only, for 3.
 sync # measure silver, not the kernel writing back what ingest wrote
 measure "$bin" --config "$a/job.toml" --log warn silver
 read -r wall rss <"$work/last"
@@ -113,4 +116,50 @@ s = statistics.median(float(x) for x in open(sys.argv[1]))
 l = statistics.median(float(x) for x in open(sys.argv[2]))
 print(f"median of the rounds: {s:.3f}s ({sys.argv[3]} rows), {l:.3f}s ({sys.argv[4]} rows)")
 print(f"ratio {sys.argv[4]} rows / {sys.argv[3]} rows: {l / s:.2f} (goal: at most 1.5)")
+PY
+
+echo
+echo "== 3. the run of 1. with five expectations vs none"
+cp "$a/job.toml" "$a/job-dq.toml"
+cat >>"$a/job-dq.toml" <<'TOML'
+[[silver.tables.orders.expectations]]
+name = "quantity_positive"
+expr = "quantity > 0"
+action = "warn"
+[[silver.tables.orders.expectations]]
+name = "price_in_range"
+expr = "unit_price BETWEEN 0 AND 100000"
+action = "warn"
+[[silver.tables.orders.expectations]]
+name = "status_known"
+expr = "status IN ('pending', 'paid', 'shipped', 'delivered', 'cancelled')"
+action = "warn"
+[[silver.tables.orders.expectations]]
+name = "has_user"
+expr = "user_id IS NOT NULL AND user_id > 0"
+action = "drop"
+[[silver.tables.users.expectations]]
+name = "email_valid"
+expr = "email LIKE '%@%'"
+action = "quarantine"
+TOML
+for round in 1 2 3; do
+  for kind in none dq; do
+    job="$a/job.toml"; [ "$kind" = dq ] && job="$a/job-dq.toml"
+    cp "$a/catalog.db.bronze" "$a/catalog.db"
+    rm -rf "$a/warehouse/bench_silver"
+    sync
+    measure "$bin" --config "$job" --log warn silver >"$work/round.out"
+    read -r wall rss <"$work/last"
+    echo "expectations: $kind, round $round: ${wall}s wall, peak RSS ${rss} MB"
+    echo "$wall" >>"$work/dq-$kind"
+  done
+done
+grep -h 'warned\|dropped' "$work/round.out" | head -3 || true
+"$py" - "$work/dq-none" "$work/dq-dq" <<'PY'
+import statistics, sys
+n = statistics.median(float(x) for x in open(sys.argv[1]))
+d = statistics.median(float(x) for x in open(sys.argv[2]))
+print(f"median: {n:.2f}s without expectations, {d:.2f}s with five")
+print(f"overhead of five expectations: {100 * (d / n - 1):.1f}% (goal: at most 15%)")
 PY

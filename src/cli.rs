@@ -98,8 +98,8 @@ pub enum Command {
     /// Run the whole pipeline on generated sample data, on the embedded catalog.
     ///
     /// Generates e-commerce change events (users, products, orders), ingests them into bronze,
-    /// brings silver up to date (with the job config's expectations) and prints each layer and
-    /// the data-quality summary. Needs no service.
+    /// brings silver up to date (with the job config's expectations and the users' history) and
+    /// prints each layer, the data-quality summary and one user's versions. Needs no service.
     Demo(DemoArgs),
     /// List every table: snapshots, rows, files, last commit and recorded source offsets.
     Tables(TablesArgs),
@@ -468,7 +468,7 @@ fn print_silver_report(r: &silver::TableReport) {
         return;
     }
     println!(
-        "{}: {} events from {} bronze rows ({} files, {} commit{}) in {:.2}s: {} keys, {} upserts, {} deletes, {} stale (already applied), {} quarantined, {} dropped, {} rows warned, {} cells flagged{}{}",
+        "{}: {} events from {} bronze rows ({} files, {} commit{}) in {:.2}s: {} keys, {} upserts, {} deletes, {} stale (already applied), {} quarantined, {} dropped, {} rows warned, {} cells flagged{}{}{}",
         r.table,
         r.events,
         r.bronze_rows,
@@ -485,6 +485,11 @@ fn print_silver_report(r: &silver::TableReport) {
         r.warned,
         r.flagged,
         if r.truncated { "; truncated" } else { "" },
+        if r.history > 0 {
+            format!("; {} history rows", r.history)
+        } else {
+            String::new()
+        },
         if r.columns_added.is_empty() {
             String::new()
         } else {
@@ -843,6 +848,16 @@ async fn demo(config_path: &std::path::Path, a: &DemoArgs) -> Result<()> {
         let sql = "SELECT reason, record_key, row FROM silver.orders_quarantine \
                    ORDER BY kafka_partition, kafka_offset LIMIT 3";
         println!("\n== {sql}");
+        let batches = query::run(&ctx, sql).await?;
+        query::write(&mut std::io::stdout().lock(), &batches, Format::Table)?;
+    }
+    let history = TableName::new(config.namespaces.silver.clone(), "users_history");
+    if lake.load(&history).await?.is_some() {
+        // The versions of the user that changed most (the job config keeps the users' history).
+        let sql = "SELECT id, email, country, _op, valid_from, valid_to, is_current \
+                   FROM silver.users_history WHERE id = (SELECT id FROM silver.users_history \
+                   GROUP BY id ORDER BY count(*) DESC, id LIMIT 1) ORDER BY valid_from, _source_lsn";
+        println!("\n== history (SCD type 2): {sql}");
         let batches = query::run(&ctx, sql).await?;
         query::write(&mut std::io::stdout().lock(), &batches, Format::Table)?;
     }

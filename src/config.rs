@@ -450,6 +450,11 @@ pub struct SilverTableConfig {
     /// always add the columns an `ALTER TABLE … ADD COLUMN` brings).
     #[serde(default)]
     pub new_columns: NewColumns,
+    /// Keep every version of every row in `<table>_history` (slowly changing dimension type
+    /// 2): the row's columns plus `valid_from`, `valid_to` and `is_current`, written in the
+    /// same run as silver.
+    #[serde(default)]
+    pub history: bool,
 }
 
 /// What a new field in schema-less records does to a silver table that has columns already.

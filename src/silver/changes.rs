@@ -28,8 +28,11 @@ use crate::source::debezium::Op;
 
 /// Where an event sits in the source's history. Compared field by field: PostgreSQL LSN or the
 /// MySQL binlog file number, the binlog position, the row in the binlog event, the source
-/// timestamp (µs), then the Kafka partition and offset as the last resort.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// timestamp (µs), then the Kafka partition and offset as the last resort: only where the
+/// event has no source position. With one, the same position is the same change, however
+/// often Kafka delivered it (a replay, a connector restart), so a redelivery is never newer
+/// than the change itself.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Order {
     pub log: i64,
     pub pos: i64,
@@ -37,6 +40,46 @@ pub struct Order {
     pub ts_us: i64,
     pub partition: i32,
     pub offset: i64,
+}
+
+impl Order {
+    fn source(&self) -> (i64, i64, i64, i64) {
+        (self.log, self.pos, self.row, self.ts_us)
+    }
+
+    /// The Kafka coordinates count only for an event without a source position.
+    fn kafka(&self) -> Option<(i32, i64)> {
+        (self.log == 0).then_some((self.partition, self.offset))
+    }
+}
+
+impl Ord for Order {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.source()
+            .cmp(&other.source())
+            .then_with(|| self.kafka().cmp(&other.kafka()))
+    }
+}
+
+impl PartialOrd for Order {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Order {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Order {}
+
+impl std::hash::Hash for Order {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.source().hash(state);
+        self.kafka().hash(state);
+    }
 }
 
 impl Order {
@@ -335,10 +378,14 @@ fn int_key(payload: &str, prefix: &str) -> Option<i64> {
 /// 2. the full rows of those latest events only (a Parquet row selection);
 /// 3. only when a latest event has a TOAST placeholder and the key has earlier events in the
 ///    step: every event of those keys, so the merge can carry values forward.
+///
+/// With `every_event` (a table that keeps its history), pass 3 reads every event of every key
+/// that has more than one, and the budget counts events instead of keys.
 pub async fn read(
     bronze: &LakeTable,
     files: &[LiveFile],
     budget: u64,
+    every_event: bool,
 ) -> Result<Changes, SilverError> {
     let mut changes = Changes::default();
     let name = bronze.name.to_string();
@@ -400,7 +447,12 @@ pub async fn read(
             row += batch.num_rows() as u32;
         }
         let avg = value_bytes / value_rows.max(1);
-        changes.retained_bytes = index.len() as u64 * (avg + KEY_OVERHEAD_BYTES);
+        let kept = if every_event {
+            changes.events
+        } else {
+            index.len() as u64
+        };
+        changes.retained_bytes = kept * (avg + KEY_OVERHEAD_BYTES);
     }
     let step = &files[..changes.files];
     let t_index = started.elapsed();
@@ -458,12 +510,14 @@ pub async fn read(
 
     let t_latest = started.elapsed() - t_index;
     let rss_latest = rss();
-    // 3. Keys whose latest event needs earlier ones (TOAST placeholders).
+    // 3. Keys whose latest event needs earlier ones (TOAST placeholders, or every version
+    //    for the history).
     let chains: FastMap<&str, usize> = kept
         .iter()
         .enumerate()
         .filter(|(i, k)| {
-            slots[*i].events > 1 && k.as_ref().is_some_and(|k| k.latest().has_placeholder())
+            slots[*i].events > 1
+                && (every_event || k.as_ref().is_some_and(|k| k.latest().has_placeholder()))
         })
         .map(|(i, _)| (payloads[i].as_ref(), i))
         .collect();
@@ -803,7 +857,13 @@ mod tests {
             ..Default::default()
         };
         assert!(pg(10, 5).order() < pg(11, 1).order());
-        assert!(pg(10, 1).order() < pg(10, 2).order());
+        // The same source position delivered twice is the same change.
+        assert_eq!(pg(10, 1).order(), pg(10, 2).order());
+        let kafka_only = |off| SourcePosition {
+            offset: off,
+            ..Default::default()
+        };
+        assert!(kafka_only(1).order() < kafka_only(2).order());
         let my = |file: &str, pos, row| SourcePosition {
             binlog_file: Some(Arc::from(file)),
             binlog_pos: Some(pos),

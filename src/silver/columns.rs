@@ -8,7 +8,7 @@
 //! removed) as the source schema grows; Iceberg's widening promotions are applied.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use iceberg::spec::{NestedField, PrimitiveType, Schema, StructType, Type};
@@ -22,6 +22,9 @@ use crate::config::SilverTableConfig;
 pub const COLUMNS_PROPERTY: &str = "medallion.columns";
 pub const KEY_PROPERTY: &str = "medallion.key";
 pub const SOURCE_PROPERTY: &str = "medallion.source";
+/// The ids of the history table's own columns (`valid_from`, …), reserved in the silver table's
+/// id space so that no silver column ever takes one.
+pub const HISTORY_IDS_PROPERTY: &str = "medallion.history_ids";
 
 /// Which source position columns a table has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +114,8 @@ pub struct Columns {
     pub key: Vec<String>,
     /// Ids of medallion's own columns, by name.
     pub meta_ids: HashMap<String, i32>,
+    /// Ids of the history table's own columns, by name (see [`HISTORY_IDS_PROPERTY`]).
+    pub history_ids: BTreeMap<String, i32>,
     pub last_id: i32,
 }
 
@@ -161,6 +166,12 @@ impl Columns {
             .transpose()
             .map_err(|e| ColumnError::Schema(format!("{KEY_PROPERTY} is unreadable: {e}")))?
             .unwrap_or_default();
+        let history_ids: BTreeMap<String, i32> = props
+            .get(HISTORY_IDS_PROPERTY)
+            .map(|s| serde_json::from_str(s))
+            .transpose()
+            .map_err(|e| ColumnError::Schema(format!("{HISTORY_IDS_PROPERTY} is unreadable: {e}")))?
+            .unwrap_or_default();
         let source = props
             .get(SOURCE_PROPERTY)
             .and_then(|s| serde_json::from_value(serde_json::Value::String(s.clone())).ok())
@@ -198,7 +209,11 @@ impl Columns {
             columns,
             key,
             meta_ids,
-            last_id: schema.highest_field_id().max(last_column_id),
+            last_id: schema
+                .highest_field_id()
+                .max(last_column_id)
+                .max(history_ids.values().copied().max().unwrap_or(0)),
+            history_ids,
         })
     }
 
@@ -215,8 +230,26 @@ impl Columns {
             columns: Vec::new(),
             key: Vec::new(),
             meta_ids: HashMap::new(),
+            history_ids: BTreeMap::new(),
             last_id: 0,
         }
+    }
+
+    /// Takes the id a history table already gives one of its own columns: it stays reserved.
+    pub fn reserve_history_id(&mut self, name: &str, id: i32) {
+        self.history_ids.insert(name.to_string(), id);
+        self.last_id = self.last_id.max(id);
+    }
+
+    /// The id of a history table's own column, reserved now if it has none yet (after
+    /// [`Columns::schema`], so that it comes after every silver column).
+    pub fn history_id(&mut self, name: &str) -> i32 {
+        if let Some(id) = self.history_ids.get(name) {
+            return *id;
+        }
+        let id = self.next_id();
+        self.history_ids.insert(name.to_string(), id);
+        id
     }
 
     pub fn index(&self, name: &str) -> Option<usize> {
@@ -478,7 +511,7 @@ impl Columns {
 
     /// The table properties that pin the decoding.
     pub fn properties(&self) -> HashMap<String, String> {
-        HashMap::from([
+        let mut p = HashMap::from([
             (
                 COLUMNS_PROPERTY.to_string(),
                 serde_json::to_string(&self.columns).expect("columns serialize"),
@@ -492,7 +525,14 @@ impl Columns {
                 self.source.as_str().to_string(),
             ),
             ("medallion.layer".to_string(), "silver".to_string()),
-        ])
+        ]);
+        if !self.history_ids.is_empty() {
+            p.insert(
+                HISTORY_IDS_PROPERTY.to_string(),
+                serde_json::to_string(&self.history_ids).expect("ids serialize"),
+            );
+        }
+        p
     }
 }
 

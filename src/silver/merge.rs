@@ -1,10 +1,11 @@
 //! From the events of a run to one outcome per key: the row it now has (or that it was
 //! deleted), decoded to typed cells.
 //!
-//! Events are applied per key in source order ([`super::changes::Order`]); events before a truncate are gone.
-//! A TOAST placeholder keeps the value the key had before: from an earlier event of the same
-//! run, else from the row already in silver (filled in by the state scan), else it is lost
-//! (null plus a data-quality flag). A field absent from an image (written before an
+//! Events are applied per key in source order ([`super::changes::Order`]); events before a
+//! truncate are gone. A TOAST placeholder keeps the value the key had before; it is left
+//! pending here and resolved once the state scan says which of the run's versions silver
+//! already has: from the key's previous version in the run that silver does not have yet, else
+//! from the row in silver, else it is lost (null plus a data-quality flag). A field absent from an image (written before an
 //! `ALTER TABLE … ADD COLUMN`) gets the column's default. A value that does not fit its column
 //! sends the event to quarantine; the key keeps its previous state.
 
@@ -43,11 +44,21 @@ pub struct Outcome {
     pub event: Event,
     /// `None`: the key was deleted (a tombstone row records the delete position).
     pub row: Option<NewRow>,
+    /// The key's versions before this one, in source order, where the run read them (a table
+    /// that keeps its history, or a TOAST placeholder to resolve).
+    pub earlier: Vec<Version>,
+}
+
+/// A version of a key: the event that made it, and the row it gave (`None`: a delete).
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub event: Event,
+    pub row: Option<NewRow>,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewRow {
-    /// One per column; `None`: a TOAST placeholder whose value is the existing silver row's.
+    /// One per column; `None`: a TOAST placeholder, whose value is the key's previous one.
     pub cells: Vec<Option<Cell>>,
     pub issues: Vec<DqIssue>,
 }
@@ -171,7 +182,8 @@ fn key_names(key_text: &str, payload: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// Decides every key's outcome. `columns` grows with the run's schema.
+/// Decides every key's outcome, and the versions before it where the run has them. `columns`
+/// grows with the run's schema.
 pub fn plan(
     changes: &Changes,
     columns: &mut Columns,
@@ -286,7 +298,10 @@ fn image(e: &Event, live: bool) -> Option<Image<'_>> {
     }
 }
 
-/// Each key's outcome: applies its events in order.
+/// Each key's outcome: applies its events in order. Every version is kept (a key has more
+/// than one event only where they all matter): TOAST placeholders are resolved once the state
+/// scan says which versions silver already has (a replay of an older event must not lend its
+/// value to a newer one).
 fn decide(
     keys: &[(&str, &KeyEvents)],
     columns: &Columns,
@@ -295,6 +310,11 @@ fn decide(
     live: &(impl Fn(&Event) -> bool + Sync),
 ) -> Plan {
     let mut plan = Plan::default();
+    // The event without its raw value (decoded now).
+    let bare = |e: &Event| Event {
+        value: None,
+        ..e.clone()
+    };
     for (payload, k) in keys {
         let key = match decode_key(payload, columns, key_idx) {
             Ok(key) => key,
@@ -304,86 +324,50 @@ fn decide(
                 continue;
             }
         };
-        // The state before the run's first event is the existing row (unknown here).
-        enum State {
-            Unknown,
-            Deleted,
-            Live(NewRow),
-        }
-        let mut state = State::Unknown;
-        let mut last: Option<&Event> = None;
+        let mut versions: Vec<Version> = Vec::new();
         for e in &k.events {
             if !live(e) {
                 plan.truncated += 1;
                 continue;
             }
+            let quarantine = |check, reason| Quarantined::builtin(&k.key, e, check, reason);
             match e.op {
-                Op::Delete => {
-                    state = State::Deleted;
-                    last = Some(e);
-                }
+                Op::Delete => versions.push(Version {
+                    event: bare(e),
+                    row: None,
+                }),
                 Op::Truncate => unreachable!("truncates are not key events"),
                 Op::Create | Op::Read | Op::Update => {
                     let image = match image(e, true) {
                         Some(Ok(image)) => image,
                         Some(Err(reason)) => {
-                            plan.quarantined.push(Quarantined::builtin(
-                                &k.key,
-                                e,
-                                CHECK_DECODES,
-                                reason,
-                            ));
+                            plan.quarantined.push(quarantine(CHECK_DECODES, reason));
                             continue;
                         }
                         None => {
-                            plan.quarantined.push(Quarantined::builtin(
-                                &k.key,
-                                e,
-                                CHECK_DECODES,
-                                "a change without a value".into(),
-                            ));
+                            plan.quarantined
+                                .push(quarantine(CHECK_DECODES, "a change without a value".into()));
                             continue;
                         }
                     };
-                    let prev = match &state {
-                        State::Live(r) => Some(r),
-                        _ => None,
-                    };
-                    match decode_row(
-                        &image,
-                        columns,
-                        defaults,
-                        prev,
-                        matches!(state, State::Deleted),
-                    ) {
-                        Ok(row) => {
-                            state = State::Live(row);
-                            last = Some(e);
-                        }
-                        Err(reason) => plan.quarantined.push(Quarantined::builtin(
-                            &k.key,
-                            e,
-                            CHECK_FITS_TYPE,
-                            reason,
-                        )),
+                    match decode_row(&image, columns, defaults) {
+                        Ok(row) => versions.push(Version {
+                            event: bare(e),
+                            row: Some(row),
+                        }),
+                        Err(reason) => plan.quarantined.push(quarantine(CHECK_FITS_TYPE, reason)),
                     }
                 }
             }
         }
-        let Some(event) = last else { continue };
+        // The last version is the outcome itself.
+        let Some(last) = versions.pop() else { continue };
         plan.outcomes.push(Outcome {
             key_text: k.key.clone(),
             key,
-            // The value is decoded: the raw text is not kept.
-            event: Event {
-                value: None,
-                ..event.clone()
-            },
-            row: match state {
-                State::Live(r) => Some(r),
-                State::Deleted => None,
-                State::Unknown => unreachable!("an applied event sets the state"),
-            },
+            event: last.event,
+            row: last.row,
+            earlier: versions,
         });
     }
     plan
@@ -533,14 +517,11 @@ fn decode_key(
     Ok(out)
 }
 
-/// Decodes one image into a row. `prev`: the key's row earlier in this run; `after_delete`: the
-/// key was deleted earlier in this run (a placeholder then has no value to keep).
+/// Decodes one image into a row; a TOAST placeholder is left pending (`None`).
 fn decode_row(
     image: &[(Cow<'_, str>, &RawValue)],
     columns: &Columns,
     defaults: &[Result<Cell, String>],
-    prev: Option<&NewRow>,
-    after_delete: bool,
 ) -> Result<NewRow, String> {
     let mut cells = Vec::with_capacity(columns.columns.len());
     let mut issues = Vec::new();
@@ -562,21 +543,7 @@ fn decode_row(
         };
         match decoded {
             Ok(cell) => cells.push(Some(cell)),
-            Err((Issue::Placeholder, raw)) => match prev {
-                Some(p) => {
-                    cells.push(p.cells[ci].clone());
-                    issues.extend(p.issues.iter().filter(|i| i.column == c.name).cloned());
-                }
-                None if after_delete => {
-                    cells.push(Some(Cell::Null));
-                    issues.push(DqIssue {
-                        column: c.name.clone(),
-                        reason: "TOAST value not in the records".into(),
-                        raw: Some(raw.to_string()),
-                    });
-                }
-                None => cells.push(None),
-            },
+            Err((Issue::Placeholder, _)) => cells.push(None),
             Err((Issue::Unrepresentable(reason), raw)) => {
                 cells.push(Some(Cell::Null));
                 issues.push(DqIssue {

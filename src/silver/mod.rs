@@ -13,6 +13,7 @@ pub mod changes;
 pub mod columns;
 pub mod decode;
 pub mod files;
+pub mod history;
 pub mod merge;
 pub mod quality;
 pub mod state;
@@ -155,6 +156,8 @@ pub struct TableReport {
     pub quarantined: u64,
     /// Changes left out by a `drop` expectation.
     pub dropped: u64,
+    /// Rows added to the history (new versions and the closed versions they follow).
+    pub history: u64,
     /// Rows kept with a failed `warn` expectation.
     pub warned: u64,
     /// Cells stored as null with a data-quality flag.
@@ -193,6 +196,7 @@ impl TableReport {
         self.stale += o.stale;
         self.quarantined += o.quarantined;
         self.dropped += o.dropped;
+        self.history += o.history;
         self.warned += o.warned;
         self.flagged += o.flagged;
         for c in o.dq {
@@ -380,6 +384,32 @@ pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// How far the tables beside silver got for `table` (quarantine, `_dq_runs`, the history).
+/// Past silver's own watermark only when a run crashed after committing them and before
+/// silver: the redone step then reads exactly those bronze files, so each of them finds its
+/// rows already there (rather than a larger step adding some twice).
+async fn side_watermark(
+    lake: &Lake,
+    config: &Config,
+    table: &str,
+    keeps_history: bool,
+) -> Result<i64, SilverError> {
+    let ns = &config.namespaces.silver;
+    let mut most = 0;
+    let quarantine = TableName::new(ns.clone(), format!("{table}_quarantine"));
+    if let Some(q) = lake.load(&quarantine).await? {
+        most = most.max(watermark(&q));
+    }
+    if keeps_history && let Some(h) = lake.load(&history::table_name(config, table)).await? {
+        most = most.max(watermark(&h));
+    }
+    let runs = TableName::new(ns.clone(), quality::RUNS_TABLE);
+    if let Some(r) = lake.load(&runs).await? {
+        most = most.max(quality::covered(&r, &format!("{ns}.{table}")));
+    }
+    Ok(most)
+}
+
 /// The watermark recorded in a silver table.
 fn watermark(t: &LakeTable) -> i64 {
     t.summary_property(BRONZE_WATERMARK)
@@ -408,7 +438,16 @@ async fn run_once(
         table: name.clone(),
         ..Default::default()
     };
-    let files = changes::new_files(&bronze, after).await?;
+    let table_cfg = config.silver.tables.get(table);
+    let keeps_history = table_cfg.is_some_and(|t| t.history);
+    let mut files = changes::new_files(&bronze, after).await?;
+    // A step that crashed after a table beside silver committed is redone over the same files.
+    let redo = side_watermark(lake, config, table, keeps_history).await?;
+    if redo > after {
+        let all = files.len();
+        files.retain(|f| f.sequence_number <= redo);
+        report.more = files.len() < all;
+    }
     if files.is_empty() {
         if silver.is_none() {
             return Ok(None);
@@ -418,10 +457,16 @@ async fn run_once(
         return Ok(Some(report));
     }
     let t0 = Instant::now();
-    let mut changes = changes::read(&bronze, &files, config.silver.max_step_bytes.0).await?;
+    let mut changes = changes::read(
+        &bronze,
+        &files,
+        config.silver.max_step_bytes.0,
+        keeps_history,
+    )
+    .await?;
     report.t_read = t0.elapsed();
     report.bronze_files = changes.files;
-    report.more = changes.more;
+    report.more |= changes.more;
     report.bronze_rows = changes.rows_read;
     report.events = changes.events;
     report.keys = changes.keys.len() as u64;
@@ -430,7 +475,6 @@ async fn run_once(
         return Ok(None);
     }
 
-    let table_cfg = config.silver.tables.get(table);
     let decimals = table_cfg
         .and_then(|t| t.decimal_handling)
         .unwrap_or(config.silver.decimal_handling);
@@ -450,6 +494,9 @@ async fn run_once(
         })?,
         None => Columns::new(SourceKind::from_connector(changes.connector.as_deref())),
     };
+    if keeps_history && let Some(h) = lake.load(&history::table_name(config, table)).await? {
+        history::reserve_ids(&mut columns, &h);
+    }
     let has_rows = silver
         .as_ref()
         .and_then(|t| t.summary_property("total-records"))
@@ -472,6 +519,13 @@ async fn run_once(
         table: name.clone(),
         source,
     })?;
+    let history_schema = keeps_history
+        .then(|| history::schema(&schema, &mut columns))
+        .transpose()
+        .map_err(|source| SilverError::Columns {
+            table: name.clone(),
+            source,
+        })?;
     report.columns_added = plan.evolution.added.clone();
 
     let silver = match silver {
@@ -515,7 +569,7 @@ async fn run_once(
     let check: Vec<bool> = plan
         .outcomes
         .iter()
-        .map(|o| applied_before.is_none_or(|m| o.event.order <= m))
+        .map(|o| keeps_history || applied_before.is_none_or(|m| o.event.order <= m))
         .collect();
     // Rows of older files get each column's default (null where it does not fit).
     let defaults: Vec<Cell> = columns
@@ -545,22 +599,27 @@ async fn run_once(
     // Decide, per key, against what silver holds.
     let mut applied = vec![false; plan.outcomes.len()];
     let mut toast_wanted: HashMap<Arc<str>, Vec<i64>> = HashMap::new();
-    for (i, o) in plan.outcomes.iter().enumerate() {
+    for (i, o) in plan.outcomes.iter_mut().enumerate() {
         let ex = &scan.existing[i];
-        let stale = ex.newest.is_some_and(|n| o.event.order <= n)
-            || truncated_before.is_some_and(|t| o.event.order <= t);
-        if stale {
+        let stale = |order: Order| {
+            ex.newest.is_some_and(|n| order <= n) || truncated_before.is_some_and(|t| order <= t)
+        };
+        // Versions the history already has (a replay in the same step as newer events).
+        o.earlier.retain(|v| !stale(v.event.order));
+        if stale(o.event.order) {
             report.stale += 1;
             continue;
         }
         applied[i] = true;
+        let pending =
+            |r: &Option<merge::NewRow>| r.as_ref().is_some_and(|r| r.pending().next().is_some());
         if let Some((file, pos)) = &ex.live
-            && o.row.as_ref().is_some_and(|r| r.pending().next().is_some())
+            && (pending(&o.row) || o.earlier.iter().any(|v| pending(&v.row)))
         {
             toast_wanted.entry(file.clone()).or_default().push(*pos);
         }
     }
-    let previous = if toast_wanted.is_empty() {
+    let mut previous = if toast_wanted.is_empty() {
         HashMap::new()
     } else {
         state::read_rows(&silver, &columns, &toast_wanted).await?
@@ -569,65 +628,44 @@ async fn run_once(
     tracing::debug!(table = %name, rss_mib = crate::metrics::resident_mib(), "looked up");
 
     let t0 = Instant::now();
-    // The run's new rows: live ones (with their outcome) and tombstones.
+    // The run's new rows: live ones and tombstones (with their outcome), and for the history
+    // the versions before them.
     let mut live: Vec<OutRow> = Vec::new();
     let mut live_of: Vec<usize> = Vec::new();
     let mut tombstones: Vec<OutRow> = Vec::new();
+    let mut tombstone_of: Vec<usize> = Vec::new();
+    let mut earlier: Vec<(usize, OutRow)> = Vec::new();
     let key_idx = columns.key_indices();
     for (i, o) in plan.outcomes.iter_mut().enumerate() {
         if !applied[i] {
             continue;
         }
-        let position = o.event.position.clone();
-        match o.row.take() {
-            None => {
-                let mut cells = vec![Cell::Null; columns.columns.len()];
-                for (j, &ci) in key_idx.iter().enumerate() {
-                    cells[ci] = o.key[j].clone();
-                }
-                tombstones.push(OutRow {
-                    cells,
-                    op: "d",
-                    position,
-                    issues: Vec::new(),
-                    failed: Vec::new(),
-                });
+        // Placeholders resolve in source order, from the row silver has.
+        let mut before = scan.existing[i]
+            .live
+            .as_ref()
+            .and_then(|l| previous.remove(l));
+        for v in std::mem::take(&mut o.earlier) {
+            let row = version_row(v.row, &v.event, before.as_ref(), &o.key, &key_idx, &columns);
+            before = (row.op != "d").then(|| (row.cells.clone(), row.issues.clone()));
+            if keeps_history {
+                earlier.push((i, row));
             }
-            Some(row) => {
-                let prev = scan.existing[i].live.as_ref().and_then(|l| previous.get(l));
-                let mut issues = row.issues;
-                let mut cells = Vec::with_capacity(row.cells.len());
-                for (ci, c) in row.cells.into_iter().enumerate() {
-                    match c {
-                        Some(c) => cells.push(c),
-                        None => {
-                            let col = &columns.columns[ci].name;
-                            match prev {
-                                Some((pc, pi)) => {
-                                    cells.push(pc.get(ci).cloned().unwrap_or(Cell::Null));
-                                    issues.extend(pi.iter().filter(|x| &x.column == col).cloned());
-                                }
-                                None => {
-                                    cells.push(Cell::Null);
-                                    issues.push(DqIssue {
-                                        column: col.clone(),
-                                        reason: "TOAST value not in the records".into(),
-                                        raw: Some(decode::TOAST_PLACEHOLDER_JSON.to_string()),
-                                    });
-                                }
-                            }
-                        }
-                    }
-                }
-                live.push(OutRow {
-                    cells,
-                    op: o.event.op.as_str(),
-                    position,
-                    issues,
-                    failed: Vec::new(),
-                });
-                live_of.push(i);
-            }
+        }
+        let row = version_row(
+            o.row.take(),
+            &o.event,
+            before.as_ref(),
+            &o.key,
+            &key_idx,
+            &columns,
+        );
+        if row.op == "d" {
+            tombstones.push(row);
+            tombstone_of.push(i);
+        } else {
+            live.push(row);
+            live_of.push(i);
         }
     }
     let batch = |rows: &[OutRow]| {
@@ -674,6 +712,37 @@ async fn run_once(
     report.deletes = tombstones.len() as u64;
     report.flagged = live.iter().map(|r| r.issues.len() as u64).sum();
     report.warned = live.iter().filter(|r| !r.failed.is_empty()).count() as u64;
+
+    // The history's versions: each applied key's earlier versions, then its new row.
+    let history_step = history_schema.as_ref().map(|_| {
+        let mut last: BTreeMap<usize, OutRow> = BTreeMap::new();
+        let kept_of = live_of.iter().filter(|&&i| applied[i]);
+        for (row, &i) in live.iter().zip(kept_of) {
+            last.insert(i, row.clone());
+        }
+        for (row, &i) in tombstones.iter().zip(&tombstone_of) {
+            last.insert(i, row.clone());
+        }
+        let mut step = history::Step {
+            truncate,
+            bronze_seq: changes.bronze_seq,
+            silver_watermark: after,
+            ..Default::default()
+        };
+        // In outcome order, like `last`; those of keys held back by an expectation are left.
+        let mut earlier = earlier.into_iter().peekable();
+        for (i, row) in last {
+            let k = step.keys.len();
+            step.keys.push(plan.outcomes[i].key.clone());
+            while let Some((o, v)) = earlier.next_if(|(o, _)| *o <= i) {
+                if o == i {
+                    step.versions.push((k, v));
+                }
+            }
+            step.versions.push((k, row));
+        }
+        step
+    });
     if rewrite {
         for (row, hit) in scan.carried {
             if hit.is_some_and(|i| applied[i]) {
@@ -699,6 +768,17 @@ async fn run_once(
     }
     quality::record(lake, config, &name, run_id, &dq, changes.bronze_seq).await?;
     report.dq = dq;
+    if let (Some(schema), Some(step)) = (history_schema, history_step) {
+        let target = history::Target {
+            config,
+            table,
+            silver: &silver,
+            columns: &columns,
+            silver_arrow: &arrow_schema,
+            schema,
+        };
+        report.history = history::record(lake, target, step).await?;
+    }
 
     let int_keys: Vec<&str> = columns
         .key
@@ -797,6 +877,73 @@ async fn run_once(
     report.elapsed = started.elapsed();
     report.steps = 1;
     Ok(Some(report))
+}
+
+/// A key's new row: a TOAST placeholder keeps the value of the row silver had (`prev`), or is
+/// null and flagged where silver had none.
+fn fill(
+    row: merge::NewRow,
+    prev: Option<&(Vec<Cell>, Vec<DqIssue>)>,
+    columns: &Columns,
+) -> (Vec<Cell>, Vec<DqIssue>) {
+    let mut issues = row.issues;
+    let mut cells = Vec::with_capacity(row.cells.len());
+    for (ci, c) in row.cells.into_iter().enumerate() {
+        let Some(c) = c else {
+            let col = &columns.columns[ci].name;
+            match prev {
+                Some((pc, pi)) => {
+                    cells.push(pc.get(ci).cloned().unwrap_or(Cell::Null));
+                    issues.extend(pi.iter().filter(|x| &x.column == col).cloned());
+                }
+                None => {
+                    cells.push(Cell::Null);
+                    issues.push(DqIssue {
+                        column: col.clone(),
+                        reason: "TOAST value not in the records".into(),
+                        raw: Some(decode::TOAST_PLACEHOLDER_JSON.to_string()),
+                    });
+                }
+            }
+            continue;
+        };
+        cells.push(c);
+    }
+    (cells, issues)
+}
+
+/// The row a version writes; a delete (`row` = `None`) writes the key, nulls elsewhere, and
+/// `_op = 'd'`. `before`: the key's previous row, for TOAST placeholders.
+fn version_row(
+    row: Option<merge::NewRow>,
+    event: &changes::Event,
+    before: Option<&(Vec<Cell>, Vec<DqIssue>)>,
+    key: &[Cell],
+    key_idx: &[usize],
+    columns: &Columns,
+) -> OutRow {
+    let position = event.position.clone();
+    let Some(row) = row else {
+        let mut cells = vec![Cell::Null; columns.columns.len()];
+        for (j, &ci) in key_idx.iter().enumerate() {
+            cells[ci] = key[j].clone();
+        }
+        return OutRow {
+            cells,
+            op: "d",
+            position,
+            issues: Vec::new(),
+            failed: Vec::new(),
+        };
+    };
+    let (cells, issues) = fill(row, before, columns);
+    OutRow {
+        cells,
+        op: event.op.as_str(),
+        position,
+        issues,
+        failed: Vec::new(),
+    }
 }
 
 /// The planned schema differs from the table's (new or widened columns, medallion's own

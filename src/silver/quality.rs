@@ -316,6 +316,13 @@ fn covered_key(table: &str) -> String {
     format!("medallion.dq.{table}")
 }
 
+/// The bronze sequence number the `_dq_runs` rows of silver table `table` cover.
+pub fn covered(runs: &LakeTable, table: &str) -> i64 {
+    runs.summary_property(&covered_key(table))
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(0)
+}
+
 pub fn runs_schema() -> Schema {
     use PrimitiveType::*;
     let p = |t| Type::Primitive(t);
@@ -354,12 +361,7 @@ pub async fn record(
         )
         .await?;
     let key = covered_key(table);
-    let covered = |t: &LakeTable| {
-        t.summary_property(&key)
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
-    if covered(&t) >= bronze_seq {
+    if covered(&t, table) >= bronze_seq {
         return Ok(());
     }
     let schema = t.metadata().current_schema().clone();
@@ -399,7 +401,7 @@ pub async fn record(
     )
     .map_err(|e| SilverError::arrow(&name.to_string(), e))?;
     let summary = BTreeMap::from([(key.clone(), bronze_seq.to_string())]);
-    let done = |t: &LakeTable| covered(t) >= bronze_seq;
+    let done = |t: &LakeTable| covered(t, table) >= bronze_seq;
     super::append_once(
         lake,
         config,

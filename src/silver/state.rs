@@ -57,7 +57,7 @@ pub struct Scan {
 }
 
 /// Every batch of a Parquet file (silver files: at most `target_file_size` each).
-async fn read_file(
+pub(crate) async fn read_file(
     table: &LakeTable,
     path: &str,
     columns: Option<&[&str]>,
@@ -70,7 +70,7 @@ async fn read_file(
 }
 
 /// The positions deleted by the live position-delete files, per data file.
-async fn deleted_positions(
+pub(crate) async fn deleted_positions(
     table: &LakeTable,
     files: &[LiveFile],
 ) -> Result<HashMap<String, HashSet<i64>>, SilverError> {
@@ -123,7 +123,7 @@ async fn deleted_positions(
 }
 
 /// Source position of row `i` from medallion's columns.
-fn position_at(b: &RecordBatch, i: usize) -> SourcePosition {
+pub(crate) fn position_at(b: &RecordBatch, i: usize) -> SourcePosition {
     let i64_at = |n: &str| {
         b.column_by_name(n)
             .and_then(|c| c.as_primitive_opt::<Int64Type>())
@@ -336,7 +336,7 @@ impl KeyMatcher {
     }
 
     /// The rows of `b` whose key is one of the run's: (row, outcome index), in row order.
-    fn find(
+    pub(crate) fn find(
         &self,
         table: &str,
         file: &str,

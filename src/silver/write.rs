@@ -108,6 +108,26 @@ pub fn to_batch(
     RecordBatch::try_new(schema, arrays)
 }
 
+/// `batch` in the columns of `schema`, by name: a column the batch lacks (a file written
+/// before it was added) is null, a narrower type is widened.
+pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let n = batch.num_rows();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => arrow::compute::cast(c, f.data_type()),
+            None => Ok(arrow::array::new_null_array(f.data_type(), n)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+}
+
 /// `_dq_failed`: null where the row failed no expectation.
 fn failed_array(rows: &[OutRow], dt: &DataType) -> Result<ArrayRef, ArrowError> {
     let lists: Vec<&[Arc<str>]> = rows.iter().map(|r| r.failed.as_slice()).collect();

@@ -9,6 +9,7 @@ mod commits;
 mod crash;
 mod failures;
 mod fixtures;
+mod history;
 mod kafka;
 mod pyiceberg;
 mod quality;

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::record_batch::RecordBatch;
 use iceberg::spec::{DataFile, DataFileFormat, Schema};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -260,9 +259,11 @@ impl Committer {
             ),
         );
         let batch =
-            conform(&part.batch, Arc::new(arrow_schema)).map_err(|source| BronzeError::Arrow {
-                table: name.clone(),
-                source,
+            crate::lake::conform(&part.batch, &Arc::new(arrow_schema)).map_err(|source| {
+                BronzeError::Arrow {
+                    table: name.clone(),
+                    source,
+                }
             })?;
         let mut writer = DataFileWriterBuilder::new(rolling)
             .build(Some(key))
@@ -274,30 +275,6 @@ impl Committer {
             .map_err(ice("write a data file"))?;
         Ok(writer.close().await.map_err(ice("close a data file"))?)
     }
-}
-
-/// The batch in the table's own Arrow schema: the same columns, but field ids as the table
-/// assigned them (tables created by other tools may number nested fields differently).
-fn conform(
-    batch: &RecordBatch,
-    target: arrow::datatypes::SchemaRef,
-) -> Result<RecordBatch, arrow::error::ArrowError> {
-    if batch.schema() == target {
-        return Ok(batch.clone());
-    }
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(target.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c.clone())
-            } else {
-                arrow::compute::cast(c, f.data_type())
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(target, columns)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! the complete state a restart needs.
 
 pub mod commit;
+pub mod data;
 pub mod storage;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ pub use commit::Change;
 
 use crate::catalog::{Catalog, CatalogError, Pointer, TableName};
 use crate::config::Config;
+pub use data::{LiveFile, conform, live_files, write_data, write_position_deletes};
 
 /// Prefix of our snapshot summary properties.
 pub const SUMMARY_PREFIX: &str = "medallion.";

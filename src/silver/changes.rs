@@ -22,8 +22,9 @@ use parquet::file::metadata::ParquetMetaData;
 use serde_json::value::RawValue;
 
 use super::SilverError;
-use super::files::{LiveFile, Rows, in_parallel, live_files, open_parquet, read_parquet};
+use super::files::{Rows, in_parallel, open_parquet, read_parquet};
 use crate::lake::LakeTable;
+use crate::lake::{LiveFile, live_files};
 use crate::source::debezium::Op;
 
 /// Where an event sits in the source's history. Compared field by field: PostgreSQL LSN or the

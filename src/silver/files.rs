@@ -2,7 +2,6 @@
 //! a Parquet file as a stream of Arrow batches with only the columns asked for.
 
 use iceberg::arrow::ArrowFileReader;
-use iceberg::spec::{DataContentType, ManifestStatus};
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use std::future::Future;
 use std::sync::Arc;
@@ -15,57 +14,6 @@ use parquet::file::metadata::ParquetMetaData;
 
 use super::SilverError;
 use crate::lake::{LakeError, LakeTable};
-
-/// A live file of the current snapshot.
-#[derive(Debug, Clone)]
-pub struct LiveFile {
-    pub path: String,
-    pub content: DataContentType,
-    pub records: u64,
-    /// Data sequence number.
-    pub sequence_number: i64,
-}
-
-/// The live files of the current snapshot whose data sequence number is above `after` (all of
-/// them for `i64::MIN`); manifests that cannot hold such files are not read.
-pub async fn live_files(table: &LakeTable, after: i64) -> Result<Vec<LiveFile>, SilverError> {
-    let Some(snapshot) = table.current_snapshot() else {
-        return Ok(Vec::new());
-    };
-    let name = table.name.to_string();
-    let list = table
-        .table
-        .manifest_list_reader(snapshot)
-        .load()
-        .await
-        .map_err(LakeError::iceberg(&name, "read the manifest list"))?;
-    let mut out = Vec::new();
-    for m in list.entries() {
-        if m.sequence_number <= after {
-            continue;
-        }
-        let manifest = m
-            .load_manifest(table.table.file_io())
-            .await
-            .map_err(LakeError::iceberg(
-                &name,
-                format!("read {}", m.manifest_path),
-            ))?;
-        for e in manifest.entries() {
-            let sequence_number = e.sequence_number().unwrap_or(0);
-            if e.status() == ManifestStatus::Deleted || sequence_number <= after {
-                continue;
-            }
-            out.push(LiveFile {
-                path: e.file_path().to_string(),
-                content: e.content_type(),
-                records: e.record_count(),
-                sequence_number,
-            });
-        }
-    }
-    Ok(out)
-}
 
 /// Runs `tasks` (one per file), as many at once as there are cores, and hands each result to
 /// `each` as it finishes (in any order).

@@ -34,12 +34,14 @@ use super::SilverError;
 use super::changes::Order;
 use super::columns::{ColumnError, Columns, META_OP, META_UPDATED_AT};
 use super::decode::Cell;
-use super::files::{Rows, live_files, read_parquet};
+use super::files::{Rows, read_parquet};
 use super::state::{KeyMatcher, deleted_positions, position_at, read_file};
-use super::write::{OutRow, conform, to_batch, write_data, write_position_deletes};
+use super::write::{OutRow, to_batch};
 use crate::catalog::TableName;
 use crate::config::Config;
-use crate::lake::{Change, Lake, LakeError, LakeTable};
+use crate::lake::{
+    Change, Lake, LakeError, LakeTable, conform, live_files, write_data, write_position_deletes,
+};
 
 /// When the version became the row (the source commit time of its change).
 pub const VALID_FROM: &str = "valid_from";
@@ -48,6 +50,65 @@ pub const VALID_TO: &str = "valid_to";
 /// The key's current version (the row silver has).
 pub const IS_CURRENT: &str = "is_current";
 const OWN_COLUMNS: [&str; 3] = [VALID_FROM, VALID_TO, IS_CURRENT];
+
+/// Silver snapshot summary key: the bronze sequence number up to which silver's changes are
+/// in the history (carried forward by later commits, so it falls behind while history is off).
+pub const COVERED: &str = "medallion.history.covered";
+
+/// Stops a table whose silver changed while its history was off: the history would miss
+/// versions and keep stale current rows.
+pub fn check_no_gap(
+    table: &str,
+    silver: Option<&LakeTable>,
+    history: &LakeTable,
+    silver_watermark: i64,
+) -> Result<(), SilverError> {
+    if history.current_snapshot().is_none() {
+        return Ok(());
+    }
+    let covered = silver
+        .and_then(|s| s.summary_property(COVERED))
+        .and_then(|c| c.parse::<i64>().ok());
+    match covered {
+        Some(c) if c < silver_watermark => Err(SilverError::Unsupported {
+            table: table.to_string(),
+            message: format!(
+                "silver changed while its history was off (bronze sequence numbers {c} to {silver_watermark}), so {table}_history misses versions; drop {table}_history to start it again from the current rows, or set history = false"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Empties a history whose rows never reached silver (a first run that crashed between the
+/// two commits), so that the next step writes it afresh.
+pub async fn discard(lake: &Lake, history: &LakeTable) -> Result<(), SilverError> {
+    let removed: HashSet<String> = live_files(history, i64::MIN)
+        .await?
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    let summary = BTreeMap::from([
+        (
+            super::BRONZE_WATERMARK.to_string(),
+            serde_json::json!({ "sequence_number": 0 }).to_string(),
+        ),
+        (
+            "medallion.writer".to_string(),
+            "silver (a history that never reached silver, discarded)".to_string(),
+        ),
+    ]);
+    let planned = history.current_snapshot().map(|s| s.snapshot_id());
+    let change = Change::rewrite(Vec::new(), Vec::new(), removed, summary);
+    lake.commit_with_retry(&history.name, |now| {
+        if now.current_snapshot().map(|s| s.snapshot_id()) != planned {
+            return Ok(None);
+        }
+        Ok(Some(change.clone()))
+    })
+    .await?;
+    Ok(())
+}
 
 /// `<silver>.<table>_history`.
 pub fn table_name(config: &Config, table: &str) -> TableName {

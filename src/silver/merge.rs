@@ -324,7 +324,14 @@ fn decide(
                 continue;
             }
         };
-        let mut versions: Vec<Version> = Vec::new();
+        // The latest version, and those before it (no allocation for a key with one event).
+        let mut last: Option<Version> = None;
+        let mut earlier: Vec<Version> = Vec::new();
+        let mut push = |v: Version| {
+            if let Some(before) = last.replace(v) {
+                earlier.push(before);
+            }
+        };
         for e in &k.events {
             if !live(e) {
                 plan.truncated += 1;
@@ -332,7 +339,7 @@ fn decide(
             }
             let quarantine = |check, reason| Quarantined::builtin(&k.key, e, check, reason);
             match e.op {
-                Op::Delete => versions.push(Version {
+                Op::Delete => push(Version {
                     event: bare(e),
                     row: None,
                 }),
@@ -351,7 +358,7 @@ fn decide(
                         }
                     };
                     match decode_row(&image, columns, defaults) {
-                        Ok(row) => versions.push(Version {
+                        Ok(row) => push(Version {
                             event: bare(e),
                             row: Some(row),
                         }),
@@ -361,13 +368,13 @@ fn decide(
             }
         }
         // The last version is the outcome itself.
-        let Some(last) = versions.pop() else { continue };
+        let Some(last) = last else { continue };
         plan.outcomes.push(Outcome {
             key_text: k.key.clone(),
             key,
             event: last.event,
             row: last.row,
-            earlier: versions,
+            earlier,
         });
     }
     plan

@@ -494,8 +494,18 @@ async fn run_once(
         })?,
         None => Columns::new(SourceKind::from_connector(changes.connector.as_deref())),
     };
-    if keeps_history && let Some(h) = lake.load(&history::table_name(config, table)).await? {
-        history::reserve_ids(&mut columns, &h);
+    // The history's own column ids stay reserved whether history is on or not.
+    if let Some(h) = lake.load(&history::table_name(config, table)).await? {
+        if fresh && h.current_snapshot().is_some() {
+            // Silver never committed: the history holds only the step that never reached
+            // silver, with the ids of that attempt. Start it again with this one.
+            history::discard(lake, &h).await?;
+        } else {
+            history::reserve_ids(&mut columns, &h);
+            if keeps_history && !fresh {
+                history::check_no_gap(&name, silver.as_ref(), &h, after)?;
+            }
+        }
     }
     let has_rows = silver
         .as_ref()
@@ -569,7 +579,12 @@ async fn run_once(
     let check: Vec<bool> = plan
         .outcomes
         .iter()
-        .map(|o| keeps_history || applied_before.is_none_or(|m| o.event.order <= m))
+        .map(|o| {
+            // A key with several versions: an older one may be a replay silver already has.
+            keeps_history
+                || !o.earlier.is_empty()
+                || applied_before.is_none_or(|m| o.event.order <= m)
+        })
         .collect();
     // Rows of older files get each column's default (null where it does not fit).
     let defaults: Vec<Cell> = columns
@@ -793,7 +808,7 @@ async fn run_once(
     let props = writer_props(config, &int_keys);
     let target = config.silver.target_file_size.0 as usize;
     let iceberg_schema = Arc::new(schema.clone());
-    let data_files = write::write_data(
+    let data_files = crate::lake::write_data(
         lake,
         &silver,
         iceberg_schema.clone(),
@@ -802,7 +817,7 @@ async fn run_once(
         target,
     )
     .await?;
-    let tomb_files = write::write_data(
+    let tomb_files = crate::lake::write_data(
         lake,
         &silver,
         iceberg_schema,
@@ -818,7 +833,7 @@ async fn run_once(
     }
     tracing::debug!(table = %name, rss_mib = crate::metrics::resident_mib(), "written");
     let delete_files =
-        write::write_position_deletes(lake, &silver, position_deletes, props).await?;
+        crate::lake::write_position_deletes(lake, &silver, position_deletes, props).await?;
 
     // A rewrite replaces every file the scan read.
     let removed: HashSet<String> = if rewrite {
@@ -851,6 +866,9 @@ async fn run_once(
     }
     if let Some(o) = applied_up_to {
         summary.insert(APPLIED_UP_TO.to_string(), o.to_json());
+    }
+    if keeps_history {
+        summary.insert(history::COVERED.to_string(), changes.bronze_seq.to_string());
     }
     let mut all_data = data_files;
     all_data.extend(tomb_files);
@@ -1131,7 +1149,7 @@ async fn append_once(
     new_schema: Option<Schema>,
     covered: impl Fn(&LakeTable) -> bool,
 ) -> Result<(), SilverError> {
-    let files = write::write_data(
+    let files = crate::lake::write_data(
         lake,
         table,
         schema,

@@ -27,10 +27,11 @@ use super::columns::{
     META_LSN, META_OFFSET, META_OP, META_PARTITION, META_UPDATED_AT, POSITION_COLUMNS,
 };
 use super::decode::Cell;
-use super::files::{LiveFile, Rows, in_parallel, live_files, read_parquet};
+use super::files::{Rows, in_parallel, read_parquet};
 use super::merge::DqIssue;
 use super::write::{OutRow, cell_at, cells_to_array};
 use crate::lake::LakeTable;
+use crate::lake::{LiveFile, live_files};
 
 /// Where a key's current row is, and how far its history has been applied.
 #[derive(Debug, Clone, Default)]

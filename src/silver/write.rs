@@ -14,17 +14,6 @@ use arrow::datatypes::{
     SchemaRef, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 use arrow::error::ArrowError;
-use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, NestedField, PrimitiveType, Schema, Struct, Type,
-};
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use parquet::file::properties::WriterProperties;
 
 use super::changes::SourcePosition;
 use super::columns::{
@@ -33,7 +22,6 @@ use super::columns::{
 };
 use super::decode::Cell;
 use super::merge::DqIssue;
-use crate::lake::{Lake, LakeError, LakeTable};
 
 /// A row as written: the source columns, then medallion's.
 #[derive(Debug, Clone)]
@@ -106,26 +94,6 @@ pub fn to_batch(
         arrays.push(array);
     }
     RecordBatch::try_new(schema, arrays)
-}
-
-/// `batch` in the columns of `schema`, by name: a column the batch lacks (a file written
-/// before it was added) is null, a narrower type is widened.
-pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
-    let n = batch.num_rows();
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            Some(c) => arrow::compute::cast(c, f.data_type()),
-            None => Ok(arrow::array::new_null_array(f.data_type(), n)),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new_with_options(
-        schema.clone(),
-        columns,
-        &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
-    )
 }
 
 /// `_dq_failed`: null where the row failed no expectation.
@@ -344,129 +312,4 @@ pub fn cell_at(array: &dyn Array, i: usize) -> Result<Cell, ArrowError> {
             )));
         }
     })
-}
-
-/// The Iceberg schema of a position-delete file.
-pub fn position_delete_schema() -> Schema {
-    Schema::builder()
-        .with_fields(vec![
-            Arc::new(NestedField::required(
-                2147483546,
-                "file_path",
-                Type::Primitive(PrimitiveType::String),
-            )),
-            Arc::new(NestedField::required(
-                2147483545,
-                "pos",
-                Type::Primitive(PrimitiveType::Long),
-            )),
-        ])
-        .build()
-        .expect("static schema")
-}
-
-/// Writes rows as data files of `table` (unpartitioned).
-pub async fn write_data(
-    lake: &Lake,
-    table: &LakeTable,
-    schema: Arc<Schema>,
-    batches: Vec<RecordBatch>,
-    props: WriterProperties,
-    target_size: usize,
-) -> Result<Vec<DataFile>, LakeError> {
-    if batches.iter().all(|b| b.num_rows() == 0) {
-        return Ok(Vec::new());
-    }
-    let md = table.metadata();
-    let name = table.name.to_string();
-    let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
-    let rolling = RollingFileWriterBuilder::new(
-        ParquetWriterBuilder::new(props, schema),
-        target_size,
-        lake.file_io().clone(),
-        DefaultLocationGenerator::new(md).map_err(ice("locate data files"))?,
-        DefaultFileNameGenerator::new(
-            format!("{}", uuid::Uuid::now_v7()),
-            None,
-            DataFileFormat::Parquet,
-        ),
-    );
-    let mut writer = DataFileWriterBuilder::new(rolling)
-        .build(None)
-        .await
-        .map_err(ice("open a data file"))?;
-    for b in batches {
-        if b.num_rows() > 0 {
-            writer.write(b).await.map_err(ice("write a data file"))?;
-        }
-    }
-    writer.close().await.map_err(ice("close a data file"))
-}
-
-/// Writes one position-delete file for `deletes` (data file path, row position), sorted as the
-/// spec requires.
-pub async fn write_position_deletes(
-    lake: &Lake,
-    table: &LakeTable,
-    mut deletes: Vec<(String, i64)>,
-    props: WriterProperties,
-) -> Result<Vec<DataFile>, LakeError> {
-    if deletes.is_empty() {
-        return Ok(Vec::new());
-    }
-    deletes.sort();
-    deletes.dedup();
-    let md = table.metadata();
-    let name = table.name.to_string();
-    let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
-    let schema = Arc::new(position_delete_schema());
-    let arrow_schema = Arc::new(
-        iceberg::arrow::schema_to_arrow_schema(&schema).map_err(ice("convert the schema"))?,
-    );
-    let referenced = {
-        let first = &deletes[0].0;
-        deletes.iter().all(|d| &d.0 == first).then(|| first.clone())
-    };
-    let batch = RecordBatch::try_new(
-        arrow_schema,
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                deletes.iter().map(|d| d.0.as_str()),
-            )),
-            Arc::new(Int64Array::from_iter_values(deletes.iter().map(|d| d.1))),
-        ],
-    )
-    .map_err(|e| LakeError::Invalid {
-        table: name.clone(),
-        message: format!("position deletes: {e}"),
-    })?;
-    let rolling = RollingFileWriterBuilder::new(
-        ParquetWriterBuilder::new(props, schema),
-        usize::MAX,
-        lake.file_io().clone(),
-        DefaultLocationGenerator::new(md).map_err(ice("locate delete files"))?,
-        DefaultFileNameGenerator::new(
-            format!("{}-deletes", uuid::Uuid::now_v7()),
-            None,
-            DataFileFormat::Parquet,
-        ),
-    );
-    let mut w = rolling.build();
-    w.write(&None, &batch)
-        .await
-        .map_err(ice("write a delete file"))?;
-    let mut out = Vec::new();
-    for mut b in w.close().await.map_err(ice("close a delete file"))? {
-        b.content(DataContentType::PositionDeletes)
-            .partition(Struct::empty())
-            .partition_spec_id(md.default_partition_spec_id());
-        if let Some(r) = &referenced {
-            b.referenced_data_file(Some(r.clone()));
-        }
-        out.push(b.build().map_err(|e| LakeError::Invalid {
-            table: name.clone(),
-            message: format!("delete file: {e}"),
-        })?);
-    }
-    Ok(out)
 }

@@ -15,6 +15,7 @@ use crate::bronze::replay::{ReplayOptions, replay_dlq};
 use crate::catalog::TableName;
 use crate::config::{Config, SourceKind};
 use crate::error::{Error, Result};
+use crate::gold;
 use crate::lake::Lake;
 use crate::metrics::Metrics;
 use crate::query::{self, Format};
@@ -90,6 +91,16 @@ pub enum Command {
     /// nothing) and each run's counts are appended to `silver._dq_runs` (see `medallion dq`).
     /// Safe to interrupt and re-run at any point.
     Silver(SilverArgs),
+    /// Build the gold models: the SQL files of `gold.models` (sql/gold), in dependency order.
+    ///
+    /// Each `<table>.sql` is one SELECT over silver tables (`silver.orders`) and other gold
+    /// models (`gold.user_ltv`); its header (`-- materialized: table`, `-- assert: unique(col)`,
+    /// `not_null(col)`, `accepted_values(col, ['a'])`, `row_count > 0`,
+    /// `relationships(col, silver.users.id)`, `-- assert_sql: <query returning no rows>`) says
+    /// how it is built and what must hold. A model's new rows replace its table in one commit,
+    /// only once every assertion holds; a model that fails keeps its previous table and the
+    /// models that read it are skipped. Ends with a report; exits 1 if any model failed.
+    Gold(GoldArgs),
     /// Data quality: the latest silver run's results per table and expectation.
     ///
     /// From `silver._dq_runs`: rows checked and failed per expectation (and per built-in check:
@@ -98,8 +109,9 @@ pub enum Command {
     /// Run the whole pipeline on generated sample data, on the embedded catalog.
     ///
     /// Generates e-commerce change events (users, products, orders), ingests them into bronze,
-    /// brings silver up to date (with the job config's expectations and the users' history) and
-    /// prints each layer, the data-quality summary and one user's versions. Needs no service.
+    /// brings silver up to date (with the job config's expectations and the users' history),
+    /// builds the gold models of sql/gold, and prints each layer, the data-quality summary and
+    /// one user's versions. Needs no service.
     Demo(DemoArgs),
     /// List every table: snapshots, rows, files, last commit and recorded source offsets.
     Tables(TablesArgs),
@@ -189,6 +201,19 @@ pub struct SilverArgs {
     /// Only this table (by its name in bronze and silver).
     #[arg(long)]
     pub table: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GoldArgs {
+    /// Only this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// With --model: also every model that reads it, directly or not.
+    #[arg(long, requires = "model")]
+    pub downstream: bool,
+    /// Print the models, what each reads, and the order they would run in; build nothing.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 #[derive(Debug, Args)]
@@ -290,6 +315,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             let config = Config::load(&cli.config)?;
             let lake = Lake::open(&config)?;
             run_silver(&lake, &config, a.table.clone()).await
+        }
+        Command::Gold(a) => {
+            let config = Config::load(&cli.config)?;
+            if a.plan {
+                return print_gold_plan(&config, &a);
+            }
+            let lake = Lake::open(&config)?;
+            run_gold(&lake, &config, &a).await
         }
         Command::Dq(a) => {
             let config = Config::load(&cli.config)?;
@@ -428,6 +461,98 @@ pub async fn run_silver(lake: &Lake, config: &Config, table: Option<String>) -> 
             }))
         }
     }
+}
+
+/// The model graph and the order a run would take.
+fn print_gold_plan(config: &Config, a: &GoldArgs) -> Result<()> {
+    let (models, graph) = gold::load(config)?;
+    let selected = graph
+        .select(a.model.as_deref(), a.downstream)
+        .map_err(gold::GoldError::from)?;
+    println!(
+        "{} gold models in {} ({} selected); they run in this order, each wave's models at once:",
+        models.len(),
+        config.resolve(&config.gold.models).display(),
+        selected.len()
+    );
+    let mut step = 0;
+    let levels = graph.levels().map_err(gold::GoldError::from)?;
+    for (i, wave) in levels.iter().enumerate() {
+        let wave: Vec<&String> = wave.iter().filter(|m| selected.contains(*m)).collect();
+        if wave.is_empty() {
+            continue;
+        }
+        println!("wave {}:", i + 1);
+        for name in wave {
+            step += 1;
+            let m = models.iter().find(|m| &m.name == name).expect("a model");
+            let reads: Vec<String> = m.reads.iter().map(|r| r.to_string()).collect();
+            println!("  {step}. {name}  reads {}", reads.join(", "));
+            if !m.description.is_empty() {
+                println!("       {}", m.description);
+            }
+            for x in &m.assertions {
+                println!("       assert {x}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds the gold models and prints the report.
+async fn run_gold(lake: &Lake, config: &Config, a: &GoldArgs) -> Result<()> {
+    let options = gold::GoldOptions {
+        model: a.model.clone(),
+        downstream: a.downstream,
+    };
+    let reports = gold::run(lake, config, &options).await?;
+    let width = reports
+        .iter()
+        .map(|r| r.model.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "{:width$}  {:8}  {:>10}  {:>8}",
+        "model", "status", "rows", "time"
+    );
+    for r in &reports {
+        let status = match &r.status {
+            gold::Status::Built => "built",
+            gold::Status::Failed(_) => "FAILED",
+            gold::Status::Skipped(_) => "skipped",
+        };
+        println!(
+            "{:width$}  {status:8}  {:>10}  {:>7.2}s",
+            r.model,
+            r.rows,
+            r.elapsed.as_secs_f64()
+        );
+    }
+    let mut failed = 0;
+    let mut skipped = 0;
+    for r in &reports {
+        match &r.status {
+            gold::Status::Built => {}
+            gold::Status::Failed(e) => {
+                failed += 1;
+                eprintln!("\ngold {}: {e}", r.model);
+            }
+            gold::Status::Skipped(why) => {
+                skipped += 1;
+                eprintln!("gold {}: skipped: {why}", r.model);
+            }
+        }
+    }
+    if failed + skipped > 0 {
+        return Err(gold::GoldError::Failed {
+            failed,
+            skipped,
+            total: reports.len(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// The latest run's data-quality counts per silver table.
@@ -847,6 +972,29 @@ async fn demo(config_path: &std::path::Path, a: &DemoArgs) -> Result<()> {
     if lake.load(&quarantine).await?.is_some() {
         let sql = "SELECT reason, record_key, row FROM silver.orders_quarantine \
                    ORDER BY kafka_partition, kafka_offset LIMIT 3";
+        println!("\n== {sql}");
+        let batches = query::run(&ctx, sql).await?;
+        query::write(&mut std::io::stdout().lock(), &batches, Format::Table)?;
+    }
+    println!(
+        "\n== gold: the models of {} (medallion gold)",
+        config.gold.models.display()
+    );
+    run_gold(
+        &lake,
+        &config,
+        &GoldArgs {
+            model: None,
+            downstream: false,
+            plan: false,
+        },
+    )
+    .await?;
+    let ctx = query::session(&lake, &config).await?;
+    for sql in [
+        "SELECT * FROM gold.user_segments ORDER BY lifetime_value DESC",
+        "SELECT * FROM gold.daily_revenue ORDER BY order_date DESC LIMIT 5",
+    ] {
         println!("\n== {sql}");
         let batches = query::run(&ctx, sql).await?;
         query::write(&mut std::io::stdout().lock(), &batches, Format::Table)?;

@@ -84,6 +84,8 @@ pub struct Config {
     #[serde(default)]
     pub silver: SilverConfig,
     #[serde(default)]
+    pub gold: GoldConfig,
+    #[serde(default)]
     pub retry: RetryConfig,
     /// Where the config file was read from (set by [`Config::load`]). Relative paths in the
     /// file are relative to the working directory, as for every command-line tool.
@@ -406,6 +408,44 @@ pub struct SilverConfig {
     /// Per-table settings, by silver table name.
     #[serde(default)]
     pub tables: BTreeMap<String, SilverTableConfig>,
+}
+
+/// Gold: SQL models over silver, materialized as tables.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoldConfig {
+    /// The folder of the models, one `<table>.sql` per gold table (relative to the working
+    /// directory).
+    #[serde(default = "default_gold_models")]
+    pub models: PathBuf,
+    /// Models of one wave (that do not read each other) built at once. Each holds its result
+    /// in memory until it commits.
+    #[serde(default = "default_gold_parallelism")]
+    pub parallelism: usize,
+    /// Parquet compression of gold data files.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// Roll data files at about this size.
+    #[serde(default = "default_silver_file_size")]
+    pub target_file_size: ByteSize,
+}
+
+impl Default for GoldConfig {
+    fn default() -> Self {
+        GoldConfig {
+            models: default_gold_models(),
+            parallelism: default_gold_parallelism(),
+            compression: default_compression(),
+            target_file_size: default_silver_file_size(),
+        }
+    }
+}
+
+fn default_gold_models() -> PathBuf {
+    PathBuf::from("sql/gold")
+}
+fn default_gold_parallelism() -> usize {
+    2
 }
 
 fn default_silver_file_size() -> ByteSize {
@@ -758,6 +798,15 @@ impl Config {
             if r.table == b.dlq_table {
                 return Err(invalid(format!("{key}.table"), "must not be the DLQ table"));
             }
+        }
+        let g = &self.gold;
+        crate::bronze::writer::parse_compression(&g.compression)
+            .map_err(|rule| invalid("gold.compression", rule))?;
+        if g.parallelism == 0 {
+            return Err(invalid("gold.parallelism", "must be at least 1"));
+        }
+        if g.target_file_size.0 < (1 << 20) {
+            return Err(invalid("gold.target_file_size", "must be at least 1MiB"));
         }
         let s = &self.silver;
         crate::bronze::writer::parse_compression(&s.compression)

@@ -28,6 +28,8 @@ pub enum Error {
     Replay(#[from] ReplayError),
     #[error(transparent)]
     Silver(#[from] crate::silver::SilverError),
+    #[error(transparent)]
+    Gold(#[from] crate::gold::GoldError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -44,6 +46,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
+            Error::Gold(
+                crate::gold::GoldError::Model(_)
+                | crate::gold::GoldError::Graph(_)
+                | crate::gold::GoldError::NoModels(_),
+            ) => 2,
             Error::Query(QueryError::Sql { .. }) => 2,
             e if e.is_retryable() => 75,
             _ => 1,
@@ -59,6 +66,7 @@ impl Error {
             Error::Source(e) => e.is_retryable(),
             Error::Replay(e) => e.is_retryable(),
             Error::Silver(e) => e.is_retryable(),
+            Error::Gold(e) => e.is_retryable(),
             _ => false,
         }
     }

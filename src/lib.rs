@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod gold;
 pub mod lake;
 pub mod metrics;
 pub mod query;

@@ -9,6 +9,7 @@ mod commits;
 mod crash;
 mod failures;
 mod fixtures;
+mod gold;
 mod history;
 mod kafka;
 mod pyiceberg;

@@ -1,0 +1,484 @@
+//! Gold: SQL models over silver (and other gold models), each materialized as an Iceberg table.
+//!
+//! The models are the `*.sql` files of `gold.models` ([`model`]). A run orders them by the
+//! tables they read ([`graph`]) and builds them wave by wave, the models of one wave at once: a
+//! model's SELECT runs over the current snapshots of every layer, its assertions are checked on
+//! the result ([`assertions`]), and only then is the result written and committed as one
+//! snapshot that replaces the table's rows, so readers see the old table or the new one, never
+//! a mix. A model that fails (its SQL or an assertion) commits nothing, keeps its previous
+//! table, and the models that read it are skipped.
+
+pub mod assertions;
+pub mod graph;
+pub mod model;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, TimeUnit};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use iceberg::spec::{Schema, UnboundPartitionSpec};
+use parquet::file::properties::WriterProperties;
+
+use crate::catalog::TableName;
+use crate::config::Config;
+use crate::lake::{Change, Lake, LakeError, LakeTable};
+use crate::query::{self, QueryError};
+
+use assertions::Failure;
+use graph::{Graph, GraphError};
+use model::{Model, ModelError, Namespaces};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GoldError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("no gold models in {0}: add one SELECT per <table>.sql there (see README, \"Gold\")")]
+    NoModels(String),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("gold model {model}: {source}")]
+    Build {
+        model: String,
+        #[source]
+        source: Box<GoldError>,
+    },
+    #[error("gold model {model}: the result cannot be stored: {message}")]
+    Schema { model: String, message: String },
+    #[error("gold model {model}: {failure}")]
+    Assertion { model: String, failure: Failure },
+    #[error("gold: {failed} of {total} models failed and {skipped} were skipped (see the report)")]
+    Failed {
+        failed: usize,
+        skipped: usize,
+        total: usize,
+    },
+}
+
+impl GoldError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            GoldError::Lake(e) => e.is_retryable() || e.is_transient(),
+            GoldError::Build { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+/// Options of a gold run.
+#[derive(Debug, Default, Clone)]
+pub struct GoldOptions {
+    /// Only this model.
+    pub model: Option<String>,
+    /// With `model`: also every model that reads it, directly or not.
+    pub downstream: bool,
+}
+
+/// What happened to one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Built,
+    Failed(String),
+    /// Not run: a model it reads failed or was skipped.
+    Skipped(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelReport {
+    pub model: String,
+    pub status: Status,
+    pub rows: u64,
+    pub elapsed: Duration,
+    /// The snapshot the model's table has after the run.
+    pub snapshot_id: Option<i64>,
+}
+
+/// The models and their graph, from the config's folder.
+pub fn load(config: &Config) -> Result<(Vec<Model>, Graph), GoldError> {
+    let dir = config.resolve(&config.gold.models);
+    let ns = Namespaces {
+        bronze: config.namespaces.bronze.clone(),
+        silver: config.namespaces.silver.clone(),
+        gold: config.namespaces.gold.clone(),
+    };
+    let models = model::load_dir(&dir, &ns)?;
+    if models.is_empty() {
+        return Err(GoldError::NoModels(dir.display().to_string()));
+    }
+    let graph = Graph::new(&models, &dir.display().to_string())?;
+    Ok((models, graph))
+}
+
+/// Builds the selected models in dependency order. Models fail independently: the report
+/// lists every selected model with its status.
+pub async fn run(
+    lake: &Lake,
+    config: &Config,
+    options: &GoldOptions,
+) -> Result<Vec<ModelReport>, GoldError> {
+    let (models, graph) = load(config)?;
+    let selected = graph.select(options.model.as_deref(), options.downstream)?;
+    let by_name: BTreeMap<&str, &Model> = models.iter().map(|m| (m.name.as_str(), m)).collect();
+    let mut reports: BTreeMap<String, ModelReport> = BTreeMap::new();
+    let mut broken: BTreeSet<String> = BTreeSet::new();
+    for wave in graph.levels()? {
+        let mut todo = Vec::new();
+        for name in wave.into_iter().filter(|m| selected.contains(m)) {
+            let failed_up = graph.upstream[&name].iter().find(|u| broken.contains(*u));
+            if let Some(up) = failed_up {
+                broken.insert(name.clone());
+                reports.insert(
+                    name.clone(),
+                    ModelReport {
+                        model: name.clone(),
+                        status: Status::Skipped(format!("{up} did not build")),
+                        rows: 0,
+                        elapsed: Duration::ZERO,
+                        snapshot_id: None,
+                    },
+                );
+                continue;
+            }
+            todo.push(by_name[name.as_str()]);
+        }
+        if todo.is_empty() {
+            continue;
+        }
+        // A session per wave: it sees what the waves before committed.
+        let ctx = Arc::new(query::session(lake, config).await?);
+        let built: Vec<ModelReport> = futures::stream::iter(
+            todo.into_iter()
+                .map(|m| build_reported(lake, config, ctx.clone(), m)),
+        )
+        .buffer_unordered(config.gold.parallelism)
+        .collect()
+        .await;
+        for r in built {
+            if r.status != Status::Built {
+                broken.insert(r.model.clone());
+            }
+            reports.insert(r.model.clone(), r);
+        }
+    }
+    // In the order they ran.
+    let order: Vec<String> = graph.levels()?.into_iter().flatten().collect();
+    Ok(order.iter().filter_map(|m| reports.remove(m)).collect())
+}
+
+async fn build_reported(
+    lake: &Lake,
+    config: &Config,
+    ctx: Arc<SessionContext>,
+    model: &Model,
+) -> ModelReport {
+    let started = Instant::now();
+    let result = build(lake, config, &ctx, model).await;
+    let (status, rows, snapshot_id) = match result {
+        Ok((rows, snapshot)) => (Status::Built, rows, snapshot),
+        Err(e) => {
+            tracing::error!(model = %model.name, error = %e, "gold model failed");
+            let snapshot = lake
+                .load(&table_name(config, &model.name))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|t| t.current_snapshot().map(|s| s.snapshot_id()));
+            (Status::Failed(e.to_string()), 0, snapshot)
+        }
+    };
+    ModelReport {
+        model: model.name.clone(),
+        status,
+        rows,
+        elapsed: started.elapsed(),
+        snapshot_id,
+    }
+}
+
+pub fn table_name(config: &Config, model: &str) -> TableName {
+    TableName::new(config.namespaces.gold.clone(), model)
+}
+
+/// Runs a model's SELECT, checks its assertions, and replaces its table's rows in one commit.
+/// Returns the rows and the new snapshot.
+async fn build(
+    lake: &Lake,
+    config: &Config,
+    ctx: &SessionContext,
+    model: &Model,
+) -> Result<(u64, Option<i64>), GoldError> {
+    let wrap = |e: GoldError| GoldError::Build {
+        model: model.name.clone(),
+        source: Box::new(e),
+    };
+    let started = Instant::now();
+    let df = ctx
+        .sql(&model.sql)
+        .await
+        .map_err(|source| QueryError::Sql {
+            sql: model.sql.clone(),
+            source,
+        })
+        .map_err(|e| wrap(e.into()))?;
+    let arrow_schema = storable(df.schema().as_arrow()).map_err(|message| GoldError::Schema {
+        model: model.name.clone(),
+        message,
+    })?;
+    let batches = df.collect().await.map_err(|source| {
+        wrap(
+            QueryError::Sql {
+                sql: model.sql.clone(),
+                source,
+            }
+            .into(),
+        )
+    })?;
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let t_query = started.elapsed();
+
+    // Nothing is written unless every assertion holds.
+    assertions::check(ctx, model, &batches)
+        .await
+        .map_err(|failure| match failure {
+            assertions::Checked::Failed(failure) => GoldError::Assertion {
+                model: model.name.clone(),
+                failure,
+            },
+            assertions::Checked::Error(e) => wrap(e.into()),
+        })?;
+    let t_checks = started.elapsed() - t_query;
+
+    let name = table_name(config, &model.name);
+    let label = name.to_string();
+    let properties = std::collections::HashMap::from([
+        ("medallion.layer".to_string(), "gold".to_string()),
+        (
+            "medallion.model".to_string(),
+            model.path.display().to_string(),
+        ),
+    ]);
+    let initial = iceberg::arrow::arrow_schema_to_schema(&with_field_ids(&arrow_schema, 1))
+        .map_err(LakeError::iceberg(&label, "convert the result's schema"))?;
+    let table = lake
+        .load_or_create(
+            &name,
+            initial,
+            UnboundPartitionSpec::builder().build(),
+            crate::bronze::schema::table_properties(&config.gold.compression)
+                .into_iter()
+                .chain(properties)
+                .collect(),
+        )
+        .await?;
+    let schema = Arc::new(schema_for(&table, &arrow_schema, &label)?);
+    let with_ids = Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(&schema)
+            .map_err(LakeError::iceberg(&label, "convert the schema"))?,
+    );
+    let batches = batches
+        .iter()
+        .map(|b| crate::lake::conform(b, &with_ids))
+        .collect::<Result<Vec<RecordBatch>, _>>()
+        .map_err(|e| GoldError::Schema {
+            model: model.name.clone(),
+            message: e.to_string(),
+        })?;
+    let compression =
+        crate::bronze::writer::parse_compression(&config.gold.compression).expect("validated");
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .build();
+    let data = crate::lake::write_data(
+        lake,
+        &table,
+        schema.clone(),
+        batches,
+        props,
+        config.gold.target_file_size.0 as usize,
+    )
+    .await?;
+    let summary = BTreeMap::from([
+        ("medallion.writer".to_string(), "gold".to_string()),
+        (
+            "medallion.model".to_string(),
+            model.path.display().to_string(),
+        ),
+    ]);
+    // Everything the table has is replaced. Another writer committing meanwhile (a second
+    // `gold` run) changes what that is: read it again and retry.
+    let mut table = table;
+    let mut backoff = lake.retry.backoff();
+    loop {
+        let planned = table.current_snapshot().map(|s| s.snapshot_id());
+        let removed: HashSet<String> = crate::lake::live_files(&table, i64::MIN)
+            .await?
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        let changed = table.metadata().current_schema().as_struct() != schema.as_struct();
+        let change = Change::rewrite(data.clone(), Vec::new(), removed, summary.clone())
+            .with_schema(changed.then(|| schema.as_ref().clone()));
+        let mut raced = false;
+        let committed = lake
+            .commit_with_retry(&name, |current| {
+                if current.current_snapshot().map(|s| s.snapshot_id()) != planned {
+                    raced = true;
+                    return Ok(None);
+                }
+                Ok(Some(change.clone()))
+            })
+            .await?;
+        if !raced {
+            tracing::info!(
+                model = %model.name,
+                rows,
+                query = ?t_query,
+                checks = ?t_checks,
+                write = ?(started.elapsed() - t_query - t_checks),
+                "gold model built"
+            );
+            let snapshot = committed.and_then(|t| t.current_snapshot().map(|s| s.snapshot_id()));
+            return Ok((rows, snapshot));
+        }
+        if let Some(delay) = backoff.next_delay() {
+            tokio::time::sleep(delay).await;
+        }
+        table = lake
+            .load(&name)
+            .await?
+            .ok_or_else(|| LakeError::from(crate::catalog::CatalogError::NotFound(name.clone())))?;
+    }
+}
+
+/// The table's schema for the new rows: the current one where the result has the same
+/// columns and types (the field ids stay), else the result's, with ids after every id the
+/// table used (a full refresh replaces every row; older snapshots keep their own schema).
+fn schema_for(
+    table: &LakeTable,
+    arrow_schema: &ArrowSchema,
+    label: &str,
+) -> Result<Schema, GoldError> {
+    let current = table.metadata().current_schema();
+    let has_rows = table.current_snapshot().is_some();
+    if has_rows
+        && iceberg::arrow::schema_to_arrow_schema(current)
+            .is_ok_and(|a| strip_metadata(&a) == *arrow_schema)
+    {
+        return Ok(current.as_ref().clone());
+    }
+    let first = if has_rows {
+        table.metadata().last_column_id() + 1
+    } else {
+        1
+    };
+    Ok(
+        iceberg::arrow::arrow_schema_to_schema(&with_field_ids(arrow_schema, first))
+            .map_err(LakeError::iceberg(label, "convert the result's schema"))?,
+    )
+}
+
+/// The schema with a Parquet field id on every field (nested ones too), from `first` on.
+fn with_field_ids(schema: &ArrowSchema, first: i32) -> ArrowSchema {
+    fn field(f: &Field, next: &mut i32) -> Field {
+        let id = *next;
+        *next += 1;
+        let dt = match f.data_type() {
+            DataType::List(item) => DataType::List(Arc::new(field(item, next))),
+            DataType::Struct(fields) => {
+                DataType::Struct(fields.iter().map(|f| field(f, next)).collect())
+            }
+            other => other.clone(),
+        };
+        Field::new(f.name(), dt, f.is_nullable()).with_metadata(
+            [(
+                parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
+                id.to_string(),
+            )]
+            .into(),
+        )
+    }
+    let mut next = first;
+    ArrowSchema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| field(f, &mut next))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn strip_metadata(schema: &ArrowSchema) -> ArrowSchema {
+    fn field(f: &Field) -> Field {
+        let dt = match f.data_type() {
+            DataType::List(item) => DataType::List(Arc::new(field(item))),
+            DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| field(f)).collect()),
+            other => other.clone(),
+        };
+        Field::new(f.name(), dt, f.is_nullable())
+    }
+    ArrowSchema::new(schema.fields().iter().map(|f| field(f)).collect::<Vec<_>>())
+}
+
+/// The result's Arrow schema as Iceberg v2 (and Athena) can store it: timestamps in
+/// microseconds, unsigned integers widened, views and large types as plain ones.
+fn storable(schema: &ArrowSchema) -> Result<ArrowSchema, String> {
+    fn ty(name: &str, dt: &DataType) -> Result<DataType, String> {
+        Ok(match dt {
+            DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            DataType::UInt8 | DataType::UInt16 | DataType::Int8 | DataType::Int16 => {
+                DataType::Int32
+            }
+            DataType::UInt32 => DataType::Int64,
+            DataType::UInt64 => DataType::Decimal128(20, 0),
+            DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+            DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+            DataType::Dictionary(_, v) => ty(name, v)?,
+            DataType::Float16 => DataType::Float32,
+            DataType::Date64 => DataType::Date32,
+            DataType::Time32(_) | DataType::Time64(_) => DataType::Time64(TimeUnit::Microsecond),
+            DataType::Null => DataType::Utf8,
+            // Named as Iceberg's Arrow schemas name it.
+            DataType::List(item) | DataType::LargeList(item) => DataType::List(Arc::new(
+                Field::new("element", ty(name, item.data_type())?, true),
+            )),
+            DataType::Struct(fields) => DataType::Struct(
+                fields
+                    .iter()
+                    .map(|f| Ok(Field::new(f.name(), ty(f.name(), f.data_type())?, true)))
+                    .collect::<Result<Vec<_>, String>>()?
+                    .into(),
+            ),
+            DataType::Duration(_) | DataType::Interval(_) => {
+                return Err(format!(
+                    "column {name} is an interval ({dt}), which Iceberg cannot store; cast it (e.g. to a number of seconds)"
+                ));
+            }
+            other => other.clone(),
+        })
+    }
+    let mut seen = HashSet::new();
+    let mut fields = Vec::new();
+    for f in schema.fields() {
+        if !seen.insert(f.name().to_lowercase()) {
+            return Err(format!(
+                "two columns are named {}; give each a distinct alias",
+                f.name()
+            ));
+        }
+        if f.name().is_empty() || f.name().contains(['(', ')', ' ']) {
+            return Err(format!(
+                "the column `{}` needs a name: add `AS <name>`",
+                f.name()
+            ));
+        }
+        fields.push(Field::new(f.name(), ty(f.name(), f.data_type())?, true));
+    }
+    Ok(ArrowSchema::new(fields))
+}

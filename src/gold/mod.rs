@@ -25,7 +25,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::catalog::TableName;
 use crate::config::Config;
-use crate::lake::{Change, Lake, LakeError, LakeTable};
+use crate::lake::{Change, Committed, Lake, LakeError, LakeTable};
 use crate::query::{self, QueryError};
 
 use assertions::Failure;
@@ -325,17 +325,10 @@ async fn build(
         let changed = table.metadata().current_schema().as_struct() != schema.as_struct();
         let change = Change::rewrite(data.clone(), Vec::new(), removed, summary.clone())
             .with_schema(changed.then(|| schema.as_ref().clone()));
-        let mut raced = false;
-        let committed = lake
-            .commit_with_retry(&name, |current| {
-                if current.current_snapshot().map(|s| s.snapshot_id()) != planned {
-                    raced = true;
-                    return Ok(None);
-                }
-                Ok(Some(change.clone()))
-            })
-            .await?;
-        if !raced {
+        if let Committed::Done(committed) = lake
+            .commit_if_unchanged(&name, planned, &change, |_| false)
+            .await?
+        {
             tracing::info!(
                 model = %model.name,
                 rows,

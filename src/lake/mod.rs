@@ -147,6 +147,15 @@ impl LakeTable {
     }
 }
 
+/// What [`Lake::commit_if_unchanged`] did.
+#[derive(Debug)]
+pub enum Committed {
+    /// Committed (the table after it), or nothing to do (`None`: the work was there).
+    Done(Option<Box<LakeTable>>),
+    /// Another writer committed since the change was planned; nothing was committed.
+    Raced,
+}
+
 /// How long and how often an operation is retried (lost races, storage and catalog failures).
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -367,6 +376,37 @@ impl Lake {
         self.load(name)
             .await?
             .ok_or_else(|| CatalogError::NotFound(name.clone()).into())
+    }
+
+    /// Commits `change`, planned against the table at snapshot `planned`, unless `done` says the
+    /// table already has this work (a redone run). If another writer committed meanwhile, the
+    /// change (planned against rows that moved) is not committed and the result is
+    /// [`Committed::Raced`]: plan again from the new snapshot.
+    pub async fn commit_if_unchanged(
+        &self,
+        name: &TableName,
+        planned: Option<i64>,
+        change: &Change,
+        done: impl Fn(&LakeTable) -> bool,
+    ) -> Result<Committed> {
+        let mut raced = false;
+        let table = self
+            .commit_with_retry(name, |now| {
+                if done(now) {
+                    return Ok(None);
+                }
+                if now.current_snapshot().map(|s| s.snapshot_id()) != planned {
+                    raced = true;
+                    return Ok(None);
+                }
+                Ok(Some(change.clone()))
+            })
+            .await?;
+        Ok(if raced {
+            Committed::Raced
+        } else {
+            Committed::Done(table.map(Box::new))
+        })
     }
 
     /// Commits the change `plan` makes of the table as currently loaded. On a lost race the

@@ -40,7 +40,8 @@ use super::write::{OutRow, to_batch};
 use crate::catalog::TableName;
 use crate::config::Config;
 use crate::lake::{
-    Change, Lake, LakeError, LakeTable, conform, live_files, write_data, write_position_deletes,
+    Change, Committed, Lake, LakeError, LakeTable, conform, live_files, write_data,
+    write_position_deletes,
 };
 
 /// When the version became the row (the source commit time of its change).
@@ -100,13 +101,9 @@ pub async fn discard(lake: &Lake, history: &LakeTable) -> Result<(), SilverError
     ]);
     let planned = history.current_snapshot().map(|s| s.snapshot_id());
     let change = Change::rewrite(Vec::new(), Vec::new(), removed, summary);
-    lake.commit_with_retry(&history.name, |now| {
-        if now.current_snapshot().map(|s| s.snapshot_id()) != planned {
-            return Ok(None);
-        }
-        Ok(Some(change.clone()))
-    })
-    .await?;
+    // Raced: another run got there first and dealt with it.
+    lake.commit_if_unchanged(&history.name, planned, &change, |_| false)
+        .await?;
     Ok(())
 }
 
@@ -370,19 +367,11 @@ pub async fn record(lake: &Lake, target: Target<'_>, step: Step) -> Result<u64, 
     ]);
     let change = Change::rewrite(data, delete_files, HashSet::new(), summary)
         .with_schema(super::schema_changed(&h, &schema).then(|| schema.as_ref().clone()));
-    let mut raced = false;
-    lake.commit_with_retry(&name, |now| {
-        if super::watermark(now) >= step.bronze_seq {
-            return Ok(None);
-        }
-        if now.current_snapshot().map(|s| s.snapshot_id()) != planned {
-            raced = true;
-            return Ok(None);
-        }
-        Ok(Some(change.clone()))
-    })
-    .await?;
-    if raced {
+    let covered = |now: &LakeTable| super::watermark(now) >= step.bronze_seq;
+    if let Committed::Raced = lake
+        .commit_if_unchanged(&name, planned, &change, covered)
+        .await?
+    {
         return Err(SilverError::Raced {
             table: label,
             attempts: 1,

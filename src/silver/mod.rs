@@ -31,7 +31,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::catalog::TableName;
 use crate::config::Config;
-use crate::lake::{Change, Lake, LakeError, LakeTable};
+use crate::lake::{Change, Committed, Lake, LakeError, LakeTable};
 
 use changes::{Changes, Order};
 use columns::{ColumnError, Columns, SourceKind};
@@ -875,16 +875,10 @@ async fn run_once(
     let change = Change::rewrite(all_data, delete_files, removed, summary)
         .with_schema(schema_changed(&silver, &schema).then(|| schema.clone()))
         .with_properties(columns.properties());
-    let mut raced = false;
-    lake.commit_with_retry(&silver_name, |current| {
-        if current.current_snapshot().map(|s| s.snapshot_id()) != planned_snapshot {
-            raced = true;
-            return Ok(None);
-        }
-        Ok(Some(change.clone()))
-    })
-    .await?;
-    if raced {
+    if let Committed::Raced = lake
+        .commit_if_unchanged(&silver_name, planned_snapshot, &change, |_| false)
+        .await?
+    {
         return Err(SilverError::Raced {
             table: name,
             attempts: 1,

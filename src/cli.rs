@@ -94,12 +94,21 @@ pub enum Command {
     /// Build the gold models: the SQL files of `gold.models` (sql/gold), in dependency order.
     ///
     /// Each `<table>.sql` is one SELECT over silver tables (`silver.orders`) and other gold
-    /// models (`gold.user_ltv`); its header (`-- materialized: table`, `-- assert: unique(col)`,
-    /// `not_null(col)`, `accepted_values(col, ['a'])`, `row_count > 0`,
-    /// `relationships(col, silver.users.id)`, `-- assert_sql: <query returning no rows>`) says
-    /// how it is built and what must hold. A model's new rows replace its table in one commit,
-    /// only once every assertion holds; a model that fails keeps its previous table and the
-    /// models that read it are skipped. Ends with a report; exits 1 if any model failed.
+    /// models (`gold.user_ltv`); its header says how it is built and what must hold:
+    ///
+    ///   -- materialized: table           (rebuilt in full each run) or incremental
+    ///   -- unique_key: order_date        (incremental: the rows it replaces)
+    ///   -- changed_keys: CAST(ordered_at AS DATE) FROM silver.orders
+    ///                                    (incremental, one per table read: the keys a changed
+    ///                                    row touches, as it is now and as it was)
+    ///   -- partitioned_by: month(order_date)
+    ///   -- assert: unique(col) | not_null(col) | accepted_values(col, ['a']) | row_count > 0
+    ///              | relationships(col, silver.users.id)
+    ///   -- assert_sql: SELECT * FROM {{ this }} WHERE revenue < 0   (must return no rows)
+    ///
+    /// A model's new rows are committed in one snapshot, only once every assertion holds; a
+    /// model that fails keeps its previous table and the models that read it are skipped. Ends
+    /// with a report; exits 1 if any model failed.
     Gold(GoldArgs),
     /// Data quality: the latest silver run's results per table and expectation.
     ///
@@ -214,6 +223,10 @@ pub struct GoldArgs {
     /// Print the models, what each reads, and the order they would run in; build nothing.
     #[arg(long)]
     pub plan: bool,
+    /// Rebuild `materialized: incremental` models in full (they rebuild in full on their own
+    /// the first time, and when their file or partitioning changed).
+    #[arg(long)]
+    pub full_refresh: bool,
 }
 
 #[derive(Debug, Args)]
@@ -491,6 +504,17 @@ fn print_gold_plan(config: &Config, a: &GoldArgs) -> Result<()> {
             if !m.description.is_empty() {
                 println!("       {}", m.description);
             }
+            match m.materialized {
+                gold::model::Materialized::Table => println!("       materialized: table"),
+                gold::model::Materialized::Incremental => println!(
+                    "       materialized: incremental by ({})",
+                    m.unique_key.join(", ")
+                ),
+            }
+            if !m.partitioned_by.is_empty() {
+                let p: Vec<String> = m.partitioned_by.iter().map(|p| p.to_string()).collect();
+                println!("       partitioned by {}", p.join(", "));
+            }
             for x in &m.assertions {
                 println!("       assert {x}");
             }
@@ -504,6 +528,7 @@ async fn run_gold(lake: &Lake, config: &Config, a: &GoldArgs) -> Result<()> {
     let options = gold::GoldOptions {
         model: a.model.clone(),
         downstream: a.downstream,
+        full_refresh: a.full_refresh,
     };
     let reports = gold::run(lake, config, &options).await?;
     let width = reports
@@ -513,7 +538,7 @@ async fn run_gold(lake: &Lake, config: &Config, a: &GoldArgs) -> Result<()> {
         .unwrap_or(5)
         .max(5);
     println!(
-        "{:width$}  {:8}  {:>10}  {:>8}",
+        "{:width$}  {:8}  {:>10}  {:>8}  how",
         "model", "status", "rows", "time"
     );
     for r in &reports {
@@ -523,10 +548,11 @@ async fn run_gold(lake: &Lake, config: &Config, a: &GoldArgs) -> Result<()> {
             gold::Status::Skipped(_) => "skipped",
         };
         println!(
-            "{:width$}  {status:8}  {:>10}  {:>7.2}s",
+            "{:width$}  {status:8}  {:>10}  {:>7.2}s  {}",
             r.model,
             r.rows,
-            r.elapsed.as_secs_f64()
+            r.elapsed.as_secs_f64(),
+            r.how
         );
     }
     let mut failed = 0;
@@ -987,6 +1013,7 @@ async fn demo(config_path: &std::path::Path, a: &DemoArgs) -> Result<()> {
             model: None,
             downstream: false,
             plan: false,
+            full_refresh: false,
         },
     )
     .await?;

@@ -2,6 +2,7 @@
 //! layer's alias (`bronze.users`, `silver.users`, `gold.daily_revenue`) and under its real
 //! namespace (`cdc_demo_dev_bronze.users`), as Athena names them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -12,7 +13,7 @@ use iceberg_datafusion::IcebergStaticTableProvider;
 
 use crate::catalog::TableName;
 use crate::config::Config;
-use crate::lake::{Lake, LakeError};
+use crate::lake::{Lake, LakeError, LakeTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -56,6 +57,16 @@ pub fn layers(config: &Config) -> [(&'static str, String); 3] {
 
 /// A session over the current snapshot of every table.
 pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext, QueryError> {
+    Ok(pinned_session(lake, config).await?.0)
+}
+
+/// A session over the current snapshot of every table, and the tables as it reads them
+/// (the snapshot each is pinned at).
+pub async fn pinned_session(
+    lake: &Lake,
+    config: &Config,
+) -> Result<(SessionContext, HashMap<TableName, LakeTable>), QueryError> {
+    let mut pinned = HashMap::new();
     let ctx = SessionContext::new_with_config(
         SessionConfig::new()
             .with_information_schema(true)
@@ -76,12 +87,13 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext, Que
             let Some(t) = lake.load(&name).await? else {
                 continue;
             };
-            let provider = IcebergStaticTableProvider::try_new_from_table(t.table)
+            let provider = IcebergStaticTableProvider::try_new_from_table(t.table.clone())
                 .await
                 .map_err(|e| QueryError::Register {
                     table: name.to_string(),
                     source: DataFusionError::External(Box::new(e)),
                 })?;
+            pinned.insert(name.clone(), t);
             schema
                 .register_table(table.clone(), Arc::new(provider))
                 .map_err(|source| QueryError::Register {
@@ -104,7 +116,7 @@ pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext, Que
                 })?;
         }
     }
-    Ok(ctx)
+    Ok((ctx, pinned))
 }
 
 /// Runs one SQL statement and collects the result.

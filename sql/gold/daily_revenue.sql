@@ -1,5 +1,8 @@
 -- Sales per day: orders, units, revenue and average order value (cancelled orders left out).
--- materialized: table
+-- materialized: incremental
+-- unique_key: order_date
+-- changed_keys: CAST(ordered_at AS DATE) FROM silver.orders
+-- partitioned_by: month(order_date)
 -- assert: unique(order_date)
 -- assert: not_null(order_date)
 -- assert: row_count > 0

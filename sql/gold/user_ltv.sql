@@ -1,6 +1,9 @@
 -- Lifetime value and segment of every user: orders and revenue (cancelled orders left out),
 -- first and last order.
--- materialized: table
+-- materialized: incremental
+-- unique_key: user_id
+-- changed_keys: id FROM silver.users
+-- changed_keys: user_id FROM silver.orders
 -- assert: unique(user_id)
 -- assert: not_null(user_id)
 -- assert: accepted_values(segment, ['vip', 'regular', 'new', 'prospect'])

@@ -10,27 +10,31 @@
 
 pub mod assertions;
 pub mod graph;
+pub mod incremental;
 pub mod model;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, TimeUnit};
-use datafusion::prelude::SessionContext;
+use datafusion::logical_expr::JoinType;
+use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
-use iceberg::spec::{Schema, UnboundPartitionSpec};
+use iceberg::spec::{Schema, Transform, UnboundPartitionSpec};
 use parquet::file::properties::WriterProperties;
 
 use crate::catalog::TableName;
 use crate::config::Config;
+use crate::lake::commit::planned_spec;
 use crate::lake::{Change, Committed, Lake, LakeError, LakeTable};
 use crate::query::{self, QueryError};
 
 use assertions::Failure;
 use graph::{Graph, GraphError};
-use model::{Model, ModelError, Namespaces};
+use incremental::{KeySet, Plan};
+use model::{Materialized, Model, ModelError, Namespaces};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GoldError {
@@ -79,6 +83,8 @@ pub struct GoldOptions {
     pub model: Option<String>,
     /// With `model`: also every model that reads it, directly or not.
     pub downstream: bool,
+    /// Rebuild incremental models in full.
+    pub full_refresh: bool,
 }
 
 /// What happened to one model.
@@ -95,6 +101,8 @@ pub struct ModelReport {
     pub model: String,
     pub status: Status,
     pub rows: u64,
+    /// How it was built: in full and why, or incrementally and how much.
+    pub how: String,
     pub elapsed: Duration,
     /// The snapshot the model's table has after the run.
     pub snapshot_id: Option<i64>,
@@ -140,6 +148,7 @@ pub async fn run(
                         model: name.clone(),
                         status: Status::Skipped(format!("{up} did not build")),
                         rows: 0,
+                        how: String::new(),
                         elapsed: Duration::ZERO,
                         snapshot_id: None,
                     },
@@ -152,10 +161,11 @@ pub async fn run(
             continue;
         }
         // A session per wave: it sees what the waves before committed.
-        let ctx = Arc::new(query::session(lake, config).await?);
+        let (ctx, pinned) = query::pinned_session(lake, config).await?;
+        let session = Session { ctx, pinned };
         let built: Vec<ModelReport> = futures::stream::iter(
             todo.into_iter()
-                .map(|m| build_reported(lake, config, ctx.clone(), m)),
+                .map(|m| build_reported(lake, config, &session, m, options.full_refresh)),
         )
         .buffer_unordered(config.gold.parallelism)
         .collect()
@@ -175,13 +185,14 @@ pub async fn run(
 async fn build_reported(
     lake: &Lake,
     config: &Config,
-    ctx: Arc<SessionContext>,
+    session: &Session,
     model: &Model,
+    full_refresh: bool,
 ) -> ModelReport {
     let started = Instant::now();
-    let result = build(lake, config, &ctx, model).await;
-    let (status, rows, snapshot_id) = match result {
-        Ok((rows, snapshot)) => (Status::Built, rows, snapshot),
+    let result = build(lake, config, session, model, full_refresh).await;
+    let (status, rows, how, snapshot_id) = match result {
+        Ok(b) => (Status::Built, b.rows, b.how, b.snapshot),
         Err(e) => {
             tracing::error!(model = %model.name, error = %e, "gold model failed");
             let snapshot = lake
@@ -190,13 +201,14 @@ async fn build_reported(
                 .ok()
                 .flatten()
                 .and_then(|t| t.current_snapshot().map(|s| s.snapshot_id()));
-            (Status::Failed(e.to_string()), 0, snapshot)
+            (Status::Failed(e.to_string()), 0, String::new(), snapshot)
         }
     };
     ModelReport {
         model: model.name.clone(),
         status,
         rows,
+        how,
         elapsed: started.elapsed(),
         snapshot_id,
     }
@@ -206,32 +218,79 @@ pub fn table_name(config: &Config, model: &str) -> TableName {
     TableName::new(config.namespaces.gold.clone(), model)
 }
 
-/// Runs a model's SELECT, checks its assertions, and replaces its table's rows in one commit.
-/// Returns the rows and the new snapshot.
+/// What a build did.
+#[derive(Debug)]
+struct Built {
+    rows: u64,
+    snapshot: Option<i64>,
+    how: String,
+}
+
+/// What one attempt at a build ended with.
+enum Attempt {
+    Done(Built),
+    /// Build again: in full (the incremental plan no longer fits), or because another writer
+    /// committed to the table meanwhile.
+    Again {
+        full: bool,
+    },
+}
+
+/// Builds a model: runs its SELECT (for the changed keys only, when incremental), checks its
+/// assertions, and commits the new rows in one snapshot.
 async fn build(
     lake: &Lake,
     config: &Config,
-    ctx: &SessionContext,
+    session: &Session,
     model: &Model,
-) -> Result<(u64, Option<i64>), GoldError> {
+    full_refresh: bool,
+) -> Result<Built, GoldError> {
+    let mut full = full_refresh;
+    let mut backoff = lake.retry.backoff();
+    loop {
+        match build_once(lake, config, session, model, full).await? {
+            Attempt::Done(built) => return Ok(built),
+            Attempt::Again { full: f } => {
+                full |= f;
+                if !f {
+                    match backoff.next_delay() {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => {
+                            return Err(GoldError::Build {
+                                model: model.name.clone(),
+                                source: Box::new(GoldError::Schema {
+                                    model: model.name.clone(),
+                                    message:
+                                        "another writer kept committing to the table; run again"
+                                            .into(),
+                                }),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The session of a wave: every table pinned at the snapshot its queries read.
+pub struct Session {
+    pub ctx: SessionContext,
+    pub pinned: HashMap<TableName, LakeTable>,
+}
+
+async fn build_once(
+    lake: &Lake,
+    config: &Config,
+    session: &Session,
+    model: &Model,
+    full: bool,
+) -> Result<Attempt, GoldError> {
     let wrap = |e: GoldError| GoldError::Build {
         model: model.name.clone(),
         source: Box::new(e),
     };
-    let started = Instant::now();
-    let df = ctx
-        .sql(&model.sql)
-        .await
-        .map_err(|source| QueryError::Sql {
-            sql: model.sql.clone(),
-            source,
-        })
-        .map_err(|e| wrap(e.into()))?;
-    let arrow_schema = storable(df.schema().as_arrow()).map_err(|message| GoldError::Schema {
-        model: model.name.clone(),
-        message,
-    })?;
-    let batches = df.collect().await.map_err(|source| {
+    let sql_error = |source| -> GoldError {
         wrap(
             QueryError::Sql {
                 sql: model.sql.clone(),
@@ -239,7 +298,91 @@ async fn build(
             }
             .into(),
         )
+    };
+    let ctx = &session.ctx;
+    let started = Instant::now();
+    let name = table_name(config, &model.name);
+    let label = name.to_string();
+    let existing = lake.load(&name).await?;
+    let wanted: Vec<(String, Transform)> = model
+        .partitioned_by
+        .iter()
+        .map(|p| (p.column.clone(), p.transform))
+        .collect();
+    let plan = match model.materialized {
+        Materialized::Table => Plan::Full("materialized: table".into()),
+        Materialized::Incremental if full => Plan::Full("a full rebuild".into()),
+        Materialized::Incremental => incremental::plan(
+            model,
+            config,
+            existing.as_ref(),
+            &session.pinned,
+            existing
+                .as_ref()
+                .is_some_and(|t| !incremental::same_spec(t, &wanted)),
+        ),
+    };
+    let reads = incremental::summary(model, config, &session.pinned);
+    if let Plan::UpToDate = plan {
+        let snapshot = existing.and_then(|t| t.current_snapshot().map(|s| s.snapshot_id()));
+        return Ok(Attempt::Done(Built {
+            rows: 0,
+            snapshot,
+            how: "up to date: nothing it reads changed".into(),
+        }));
+    }
+
+    let mut df = ctx.sql(&model.sql).await.map_err(sql_error)?;
+    let arrow_schema = storable(df.schema().as_arrow()).map_err(|message| GoldError::Schema {
+        model: model.name.clone(),
+        message,
     })?;
+    // Incremental: the keys the changes touch, and the SELECT for those keys only.
+    let mut keys = None;
+    if let Plan::Changed(changed) = &plan {
+        let types = model
+            .unique_key
+            .iter()
+            .map(|k| {
+                arrow_schema
+                    .field_with_name(k)
+                    .map(|f| f.data_type().clone())
+                    .map_err(|_| GoldError::Schema {
+                        model: model.name.clone(),
+                        message: format!("the unique key column `{k}` is not in the result"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut set = KeySet::new(types).map_err(|e| GoldError::Schema {
+            model: model.name.clone(),
+            message: e.to_string(),
+        })?;
+        for (source, since) in changed {
+            let table = &session.pinned[&incremental::source_name(config, source)];
+            let rows = incremental::changed_rows(lake, table, *since).await?;
+            let schema = Arc::new(
+                iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())
+                    .map_err(LakeError::iceberg(&label, "convert the schema"))?,
+            );
+            let ck = model
+                .changed_keys
+                .iter()
+                .find(|c| &c.source == source)
+                .expect("validated: every source has changed_keys");
+            let found = incremental::keys_of(config, source, rows, schema, &ck.sql)
+                .await
+                .map_err(|e| wrap(e.into()))?;
+            for b in found {
+                set.extend(b.columns()).map_err(|e| GoldError::Schema {
+                    model: model.name.clone(),
+                    message: format!("changed_keys for {source}: {e}"),
+                })?;
+            }
+        }
+        df = for_keys(ctx, df, &model.unique_key, &set).map_err(sql_error)?;
+        keys = Some(set);
+    }
+    let batches = df.collect().await.map_err(sql_error)?;
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let t_query = started.elapsed();
 
@@ -255,8 +398,6 @@ async fn build(
         })?;
     let t_checks = started.elapsed() - t_query;
 
-    let name = table_name(config, &model.name);
-    let label = name.to_string();
     let properties = std::collections::HashMap::from([
         ("medallion.layer".to_string(), "gold".to_string()),
         (
@@ -264,90 +405,199 @@ async fn build(
             model.path.display().to_string(),
         ),
     ]);
-    let initial = iceberg::arrow::arrow_schema_to_schema(&with_field_ids(&arrow_schema, 1))
-        .map_err(LakeError::iceberg(&label, "convert the result's schema"))?;
-    let table = lake
-        .load_or_create(
-            &name,
-            initial,
-            UnboundPartitionSpec::builder().build(),
-            crate::bronze::schema::table_properties(&config.gold.compression)
-                .into_iter()
-                .chain(properties)
-                .collect(),
-        )
-        .await?;
+    let table = match existing {
+        Some(t) => t,
+        None => {
+            let initial = iceberg::arrow::arrow_schema_to_schema(&with_field_ids(&arrow_schema, 1))
+                .map_err(LakeError::iceberg(&label, "convert the result's schema"))?;
+            lake.load_or_create(
+                &name,
+                initial,
+                UnboundPartitionSpec::builder().build(),
+                crate::bronze::schema::table_properties(&config.gold.compression)
+                    .into_iter()
+                    .chain(properties)
+                    .collect(),
+            )
+            .await?
+        }
+    };
     let schema = Arc::new(schema_for(&table, &arrow_schema, &label)?);
+    let schema_changed = table.metadata().current_schema().as_struct() != schema.as_struct();
+    if keys.is_some() && schema_changed {
+        tracing::info!(model = %model.name, "the result's columns changed: building in full");
+        return Ok(Attempt::Again { full: true });
+    }
+    let unbound = partition_spec(&schema, model).map_err(|message| GoldError::Schema {
+        model: model.name.clone(),
+        message,
+    })?;
+    let current_spec = table.metadata().default_partition_spec();
+    let spec_changed = current_spec.fields().len() != unbound.fields().len()
+        || current_spec
+            .fields()
+            .iter()
+            .zip(unbound.fields())
+            .any(|(a, b)| a.source_id != b.source_id || a.transform != b.transform);
+    let write_spec = if spec_changed {
+        planned_spec(&table, schema_changed.then_some(schema.as_ref()), &unbound)?
+    } else {
+        current_spec.clone()
+    };
     let with_ids = Arc::new(
         iceberg::arrow::schema_to_arrow_schema(&schema)
             .map_err(LakeError::iceberg(&label, "convert the schema"))?,
     );
-    let batches = batches
-        .iter()
-        .map(|b| crate::lake::conform(b, &with_ids))
-        .collect::<Result<Vec<RecordBatch>, _>>()
-        .map_err(|e| GoldError::Schema {
-            model: model.name.clone(),
-            message: e.to_string(),
-        })?;
+    let conform = |batches: Vec<RecordBatch>| {
+        batches
+            .iter()
+            .map(|b| crate::lake::conform(b, &with_ids))
+            .collect::<Result<Vec<RecordBatch>, _>>()
+            .map_err(|e| GoldError::Schema {
+                model: model.name.clone(),
+                message: e.to_string(),
+            })
+    };
+    let mut batches = conform(batches)?;
+    let planned = table.current_snapshot().map(|s| s.snapshot_id());
+    // Full: every live file goes. Incremental: the files holding a changed key go, and what
+    // else they held is written again.
+    let (removed, how) = match &keys {
+        None => {
+            let removed: HashSet<String> = crate::lake::live_files(&table, i64::MIN)
+                .await?
+                .into_iter()
+                .map(|f| f.path)
+                .collect();
+            let why = match &plan {
+                Plan::Full(why) => why.clone(),
+                _ => String::new(),
+            };
+            (removed, format!("full ({why})"))
+        }
+        Some(set) => {
+            let (removed, kept) =
+                incremental::rows_to_keep(lake, &table, &model.unique_key, set, &with_ids).await?;
+            let how = format!(
+                "incremental: {} changed keys, {} files rewritten",
+                set.len(),
+                removed.len()
+            );
+            batches.extend(kept);
+            (removed, how)
+        }
+    };
     let compression =
         crate::bronze::writer::parse_compression(&config.gold.compression).expect("validated");
     let props = WriterProperties::builder()
         .set_compression(compression)
         .build();
-    let data = crate::lake::write_data(
+    let data = crate::lake::write_partitioned(
         lake,
         &table,
         schema.clone(),
+        &write_spec,
         batches,
         props,
         config.gold.target_file_size.0 as usize,
     )
     .await?;
-    let summary = BTreeMap::from([
+    let mut summary = BTreeMap::from([
         ("medallion.writer".to_string(), "gold".to_string()),
         (
             "medallion.model".to_string(),
             model.path.display().to_string(),
         ),
+        (
+            "medallion.build".to_string(),
+            if keys.is_some() {
+                "incremental"
+            } else {
+                "full"
+            }
+            .to_string(),
+        ),
     ]);
-    // Everything the table has is replaced. Another writer committing meanwhile (a second
-    // `gold` run) changes what that is: read it again and retry.
-    let mut table = table;
-    let mut backoff = lake.retry.backoff();
-    loop {
-        let planned = table.current_snapshot().map(|s| s.snapshot_id());
-        let removed: HashSet<String> = crate::lake::live_files(&table, i64::MIN)
-            .await?
-            .into_iter()
-            .map(|f| f.path)
-            .collect();
-        let changed = table.metadata().current_schema().as_struct() != schema.as_struct();
-        let change = Change::rewrite(data.clone(), Vec::new(), removed, summary.clone())
-            .with_schema(changed.then(|| schema.as_ref().clone()));
-        if let Committed::Done(committed) = lake
-            .commit_if_unchanged(&name, planned, &change, |_| false)
-            .await?
-        {
+    summary.extend(reads);
+    let change = Change::rewrite(data, Vec::new(), removed, summary)
+        .with_schema(schema_changed.then(|| schema.as_ref().clone()))
+        .with_partition_spec(spec_changed.then_some(unbound));
+    match lake
+        .commit_if_unchanged(&name, planned, &change, |_| false)
+        .await?
+    {
+        Committed::Done(committed) => {
             tracing::info!(
                 model = %model.name,
                 rows,
+                how = %how,
                 query = ?t_query,
                 checks = ?t_checks,
                 write = ?(started.elapsed() - t_query - t_checks),
                 "gold model built"
             );
             let snapshot = committed.and_then(|t| t.current_snapshot().map(|s| s.snapshot_id()));
-            return Ok((rows, snapshot));
+            Ok(Attempt::Done(Built {
+                rows,
+                snapshot,
+                how,
+            }))
         }
-        if let Some(delay) = backoff.next_delay() {
-            tokio::time::sleep(delay).await;
-        }
-        table = lake
-            .load(&name)
-            .await?
-            .ok_or_else(|| LakeError::from(crate::catalog::CatalogError::NotFound(name.clone())))?;
+        // Another writer committed meanwhile: what to replace, and for an incremental model
+        // what changed, is planned again.
+        Committed::Raced => Ok(Attempt::Again { full: false }),
     }
+}
+
+/// The model's SELECT for the rows of `keys` only: a filter for a one-column key (pushed
+/// down to the scans where the key is a plain column or a grouping), else a semi join.
+fn for_keys(
+    ctx: &SessionContext,
+    df: DataFrame,
+    key: &[String],
+    keys: &KeySet,
+) -> Result<DataFrame, datafusion::error::DataFusionError> {
+    use datafusion::common::ScalarValue;
+    use datafusion::prelude::{ident, lit};
+    let columns = keys.columns()?;
+    if let [only] = key {
+        let values = (0..columns[0].len())
+            .map(|i| ScalarValue::try_from_array(&columns[0], i).map(lit))
+            .collect::<Result<Vec<_>, _>>()?;
+        return df.filter(ident(only).in_list(values, false));
+    }
+    let names: Vec<String> = (0..key.len())
+        .map(|i| format!("__medallion_key_{i}"))
+        .collect();
+    let schema = Arc::new(ArrowSchema::new(
+        names
+            .iter()
+            .zip(&keys.types)
+            .map(|(n, t)| Field::new(n, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema, columns)?;
+    let right = ctx.read_batch(batch)?;
+    let left_cols: Vec<&str> = key.iter().map(String::as_str).collect();
+    let right_cols: Vec<&str> = names.iter().map(String::as_str).collect();
+    df.join(right, JoinType::LeftSemi, &left_cols, &right_cols, None)
+}
+
+/// The model's `partitioned_by` over the table's columns (unpartitioned when it has none).
+fn partition_spec(schema: &Schema, model: &Model) -> Result<UnboundPartitionSpec, String> {
+    let mut builder = UnboundPartitionSpec::builder();
+    for p in &model.partitioned_by {
+        let field = schema.field_by_name(&p.column).ok_or_else(|| {
+            format!(
+                "partitioned_by: `{}` is not a column of the result",
+                p.column
+            )
+        })?;
+        builder = builder
+            .add_partition_field(field.id, p.name(), p.transform)
+            .map_err(|e| format!("partitioned_by: {p}: {e}"))?;
+    }
+    Ok(builder.build())
 }
 
 /// The table's schema for the new rows: the current one where the result has the same

@@ -15,7 +15,19 @@
 //! SELECT …
 //! ```
 //!
-//! Other comment lines before the first `key:` line are the model's description.
+//! An incremental model rebuilds only the rows whose unique key a change touched. Every table
+//! it reads says, with a `changed_keys` line, which keys a changed row of it touches (the row
+//! as it is now and as it was at the last run):
+//!
+//! ```sql
+//! -- materialized: incremental
+//! -- unique_key: order_date
+//! -- changed_keys: CAST(ordered_at AS DATE) FROM silver.orders
+//! -- partitioned_by: month(order_date)
+//! ```
+//!
+//! Other comment lines before the first `key:` line are the model's description. The body
+//! stays plain SQL (no templating), so it runs unchanged in Athena.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -60,6 +72,54 @@ impl std::fmt::Display for Ref {
 pub enum Materialized {
     /// Rebuilt in full every run, and replaced in one commit.
     Table,
+    /// Only the rows whose unique key changed are rebuilt (see [`ChangedKeys`]); the first
+    /// run, and a run after the model's SQL or partitioning changed, rebuild everything.
+    Incremental,
+}
+
+/// `changed_keys: <expressions> FROM <table> [WHERE …]`: the model's unique-key values that a
+/// changed row of `source` touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedKeys {
+    pub source: Ref,
+    /// `SELECT DISTINCT <expressions> FROM <table> …`, run over the changed rows only.
+    pub sql: String,
+}
+
+/// One partition field: a transform of an output column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionField {
+    pub column: String,
+    pub transform: iceberg::spec::Transform,
+}
+
+impl PartitionField {
+    /// The partition field's name, as Iceberg's own writers name them.
+    pub fn name(&self) -> String {
+        use iceberg::spec::Transform::*;
+        match self.transform {
+            Identity => self.column.clone(),
+            Year => format!("{}_year", self.column),
+            Month => format!("{}_month", self.column),
+            Day => format!("{}_day", self.column),
+            Hour => format!("{}_hour", self.column),
+            Bucket(_) => format!("{}_bucket", self.column),
+            Truncate(_) => format!("{}_trunc", self.column),
+            _ => format!("{}_{}", self.column, self.transform),
+        }
+    }
+}
+
+impl std::fmt::Display for PartitionField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use iceberg::spec::Transform::*;
+        match self.transform {
+            Identity => write!(f, "{}", self.column),
+            Bucket(n) => write!(f, "bucket({n}, {})", self.column),
+            Truncate(w) => write!(f, "truncate({w}, {})", self.column),
+            t => write!(f, "{t}({})", self.column),
+        }
+    }
 }
 
 /// A check on the model's new rows, before they are committed.
@@ -112,7 +172,15 @@ pub struct Model {
     /// The file's text (its comments are SQL comments).
     pub sql: String,
     pub materialized: Materialized,
+    /// Columns that identify a row: checked unique and not null; an incremental model replaces
+    /// rows by them.
+    pub unique_key: Vec<String>,
+    /// Incremental models: per table the SELECT reads, the keys its changes touch.
+    pub changed_keys: Vec<ChangedKeys>,
+    pub partitioned_by: Vec<PartitionField>,
     pub assertions: Vec<Assertion>,
+    /// The tables the SELECT reads.
+    pub sources: BTreeSet<Ref>,
     /// The tables the SELECT reads, and those its assertions compare with.
     pub reads: BTreeSet<Ref>,
 }
@@ -223,9 +291,14 @@ pub fn parse(path: &Path, text: &str, ns: &Namespaces) -> Result<Model, ModelErr
         description: String::new(),
         sql: text.to_string(),
         materialized: Materialized::Table,
+        unique_key: Vec::new(),
+        changed_keys: Vec::new(),
+        partitioned_by: Vec::new(),
         assertions: Vec::new(),
+        sources: BTreeSet::new(),
         reads: BTreeSet::new(),
     };
+    let mut changed_keys_lines = Vec::new();
     let mut in_header = false;
     let mut materialized = None;
     for (i, line) in text.lines().enumerate() {
@@ -266,12 +339,37 @@ pub fn parse(path: &Path, text: &str, ns: &Namespaces) -> Result<Model, ModelErr
                 }
                 materialized = Some(match value {
                     "table" => Materialized::Table,
+                    "incremental" => Materialized::Incremental,
                     other => {
                         return Err(header(format!(
-                            "materialized: `{other}` is not supported; use `table` (a full rebuild, replaced atomically)"
+                            "materialized: `{other}` is not supported; use `table` (a full rebuild, replaced atomically) or `incremental` (with unique_key and changed_keys)"
                         )));
                     }
                 });
+            }
+            "unique_key" => {
+                if !model.unique_key.is_empty() {
+                    return Err(header("`unique_key` is given twice".into()));
+                }
+                model.unique_key = value
+                    .split(',')
+                    .map(column)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| header(format!("unique_key: {e}")))?;
+            }
+            "changed_keys" => {
+                let parsed = parse_changed_keys(value, ns).map_err(header)?;
+                changed_keys_lines.push((i + 1, parsed));
+            }
+            "partitioned_by" => {
+                if !model.partitioned_by.is_empty() {
+                    return Err(header("`partitioned_by` is given twice".into()));
+                }
+                model.partitioned_by = split_top_level(value)
+                    .iter()
+                    .map(|p| parse_partition_field(p))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(header)?;
             }
             "assert" => model
                 .assertions
@@ -293,6 +391,19 @@ pub fn parse(path: &Path, text: &str, ns: &Namespaces) -> Result<Model, ModelErr
         }
     }
     model.materialized = materialized.unwrap_or(Materialized::Table);
+    // A unique key is one: unique and never null.
+    if !model.unique_key.is_empty() {
+        let unique = Assertion::Unique(model.unique_key.clone());
+        if !model.assertions.contains(&unique) {
+            model.assertions.insert(0, unique);
+        }
+        for c in model.unique_key.iter().rev() {
+            let not_null = Assertion::NotNull(c.clone());
+            if !model.assertions.contains(&not_null) {
+                model.assertions.insert(1, not_null);
+            }
+        }
+    }
 
     // The body: one SELECT; what it reads.
     let mut statements = DFParser::parse_sql(text).map_err(|e| invalid(format!("{e}")))?;
@@ -316,13 +427,15 @@ pub fn parse(path: &Path, text: &str, ns: &Namespaces) -> Result<Model, ModelErr
     let (tables, _ctes) =
         resolve_table_references(&statement, true).map_err(|e| invalid(format!("{e}")))?;
     for t in tables {
-        model.reads.insert(table_ref(&t, ns).map_err(&invalid)?);
+        model.sources.insert(table_ref(&t, ns).map_err(&invalid)?);
     }
+    model.reads = model.sources.clone();
     for a in &model.assertions {
         if let Assertion::Relationships { to, .. } = a {
             model.reads.insert(to.clone());
         }
     }
+    check_incremental(&mut model, changed_keys_lines, path)?;
     if model.reads.iter().any(|r| *r == model.gold_ref()) {
         return Err(invalid(format!(
             "the model reads gold.{} itself; a model is built from other tables",
@@ -341,7 +454,204 @@ impl Model {
     }
 }
 
-const KEYS: [&str; 3] = ["materialized", "assert", "assert_sql"];
+const KEYS: [&str; 6] = [
+    "materialized",
+    "unique_key",
+    "changed_keys",
+    "partitioned_by",
+    "assert",
+    "assert_sql",
+];
+
+/// What an incremental model needs, and what only an incremental model may say.
+fn check_incremental(
+    model: &mut Model,
+    changed_keys: Vec<(usize, (ChangedKeys, usize))>,
+    path: &Path,
+) -> Result<(), ModelError> {
+    let invalid = |message: String| ModelError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let header = |line: usize, message: String| ModelError::Header {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    if model.materialized != Materialized::Incremental {
+        if let Some((line, _)) = changed_keys.first() {
+            return Err(header(
+                *line,
+                "changed_keys applies to `materialized: incremental` models only".into(),
+            ));
+        }
+        return Ok(());
+    }
+    if model.unique_key.is_empty() {
+        return Err(invalid(
+            "an incremental model needs `-- unique_key: <columns>`: the rows it replaces are found by it".into(),
+        ));
+    }
+    for (line, (ck, width)) in changed_keys {
+        if !model.sources.contains(&ck.source) {
+            return Err(header(
+                line,
+                format!(
+                    "changed_keys: the model's SELECT does not read {}",
+                    ck.source
+                ),
+            ));
+        }
+        if width != model.unique_key.len() {
+            return Err(header(
+                line,
+                format!(
+                    "changed_keys: gives {width} value(s) per row, but the unique key ({}) has {}",
+                    model.unique_key.join(", "),
+                    model.unique_key.len()
+                ),
+            ));
+        }
+        if model.changed_keys.iter().any(|c| c.source == ck.source) {
+            return Err(header(
+                line,
+                format!("changed_keys: {} is given twice", ck.source),
+            ));
+        }
+        model.changed_keys.push(ck);
+    }
+    if let Some(missing) = model
+        .sources
+        .iter()
+        .find(|s| !model.changed_keys.iter().any(|c| &c.source == *s))
+    {
+        return Err(invalid(format!(
+            "the model reads {missing} but no `-- changed_keys: <{}> FROM {missing}` line says which of its rows a change to {missing} touches",
+            model.unique_key.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A column name in a header value.
+fn column(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '"');
+    ok.then(|| s.trim_matches('"').to_string())
+        .ok_or_else(|| format!("`{s}` is not a column name"))
+}
+
+/// Splits on commas outside parentheses and quotes.
+fn split_top_level(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut depth, mut quoted) = (0i32, false);
+    for c in s.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                out.push(std::mem::take(&mut cur).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// `month(order_date)`, `bucket(16, user_id)`, `truncate(4, sku)`, `status` (identity).
+fn parse_partition_field(text: &str) -> Result<PartitionField, String> {
+    use iceberg::spec::Transform;
+    let usage = "partitioned_by: columns or transforms of them: col, year(col), month(col), day(col), hour(col), bucket(n, col), truncate(width, col)";
+    let Some((name, args)) = text
+        .split_once('(')
+        .and_then(|(n, rest)| Some((n.trim(), rest.trim().strip_suffix(')')?)))
+    else {
+        return Ok(PartitionField {
+            column: column(text).map_err(|e| format!("{e}; {usage}"))?,
+            transform: Transform::Identity,
+        });
+    };
+    let args: Vec<&str> = args.split(',').map(str::trim).collect();
+    let number = |s: &str| -> Result<u32, String> {
+        s.parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("`{s}` in {name}(…) is not a positive number; {usage}"))
+    };
+    let (transform, col) = match (name, args.as_slice()) {
+        ("identity", [c]) => (Transform::Identity, c),
+        ("year", [c]) => (Transform::Year, c),
+        ("month", [c]) => (Transform::Month, c),
+        ("day", [c]) => (Transform::Day, c),
+        ("hour", [c]) => (Transform::Hour, c),
+        ("bucket", [n, c]) => (Transform::Bucket(number(n)?), c),
+        ("truncate", [w, c]) => (Transform::Truncate(number(w)?), c),
+        _ => return Err(format!("`{text}` is not a partition field; {usage}")),
+    };
+    Ok(PartitionField {
+        column: column(col)?,
+        transform,
+    })
+}
+
+/// `user_id FROM silver.orders`: the query over changed rows, the table, and how many values
+/// it gives per row.
+fn parse_changed_keys(text: &str, ns: &Namespaces) -> Result<(ChangedKeys, usize), String> {
+    use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr, Statement as Sql};
+    let usage = "changed_keys: <the unique key's values, as expressions over the table's columns> FROM <layer.table> [WHERE …], e.g. `changed_keys: CAST(ordered_at AS DATE) FROM silver.orders`";
+    let sql = format!("SELECT DISTINCT {text}");
+    let mut statements =
+        DFParser::parse_sql(&sql).map_err(|e| format!("changed_keys: {e}; {usage}"))?;
+    let statement = match statements.pop_front() {
+        Some(s) if statements.is_empty() => s,
+        _ => return Err(usage.to_string()),
+    };
+    let width = match &statement {
+        datafusion::sql::parser::Statement::Statement(s) => match &**s {
+            Sql::Query(q) => match &*q.body {
+                SetExpr::Select(select) => {
+                    if select.projection.iter().any(|p| {
+                        !matches!(
+                            p,
+                            SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+                        )
+                    }) {
+                        return Err(format!(
+                            "changed_keys: name the key's expressions, not `*`; {usage}"
+                        ));
+                    }
+                    select.projection.len()
+                }
+                _ => return Err(usage.to_string()),
+            },
+            _ => return Err(usage.to_string()),
+        },
+        _ => return Err(usage.to_string()),
+    };
+    let (tables, _) = resolve_table_references(&statement, true).map_err(|e| e.to_string())?;
+    let [table] = tables.as_slice() else {
+        return Err(format!(
+            "changed_keys: read exactly one table (found {}); {usage}",
+            tables.len()
+        ));
+    };
+    Ok((
+        ChangedKeys {
+            source: table_ref(table, ns)?,
+            sql,
+        },
+        width,
+    ))
+}
 
 /// Edit distance (insertions, deletions, substitutions) between two short words.
 fn edits(a: &str, b: &str) -> usize {
@@ -397,14 +707,6 @@ fn parse_assertion(text: &str, ns: &Namespaces) -> Result<Assertion, String> {
         .split_once('(')
         .and_then(|(n, rest)| Some((n.trim(), rest.trim().strip_suffix(')')?)))
         .ok_or_else(|| format!("`{text}` is not an assertion; {usage}"))?;
-    let column = |s: &str| -> Result<String, String> {
-        let s = s.trim();
-        let ok = !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '"');
-        ok.then(|| s.trim_matches('"').to_string())
-            .ok_or_else(|| format!("`{s}` is not a column name"))
-    };
     match name {
         "unique" => {
             let cols = args.split(',').map(column).collect::<Result<Vec<_>, _>>()?;
@@ -588,5 +890,102 @@ mod tests {
         assert!(err("m", "SELECT 1; SELECT 2").contains("found 2 statements"));
         assert!(err("m", "DELETE FROM silver.users").contains("one SELECT"));
         assert!(err("m", "SELECT * FROM gold.m").contains("reads gold.m itself"));
+    }
+
+    #[test]
+    fn incremental_models_say_which_keys_a_change_touches() {
+        let m = model(
+            "daily",
+            "-- materialized: incremental\n-- unique_key: day, country\n\
+             -- changed_keys: CAST(ordered_at AS DATE), country FROM silver.orders WHERE status <> 'x'\n\
+             -- changed_keys: CAST(created_at AS DATE) AS d, country FROM cdc_silver.users\n\
+             -- partitioned_by: month(day), bucket(8, country), truncate(2, country), country\n\
+             SELECT CAST(o.ordered_at AS DATE) AS day, u.country, count(*) AS n \
+             FROM silver.orders o JOIN silver.users u ON u.id = o.user_id GROUP BY 1, 2",
+        )
+        .unwrap();
+        assert_eq!(m.materialized, Materialized::Incremental);
+        assert_eq!(m.unique_key, ["day", "country"]);
+        assert_eq!(
+            m.assertions,
+            [
+                Assertion::Unique(vec!["day".into(), "country".into()]),
+                Assertion::NotNull("day".into()),
+                Assertion::NotNull("country".into()),
+            ]
+        );
+        let sources: Vec<String> = m
+            .changed_keys
+            .iter()
+            .map(|c| c.source.to_string())
+            .collect();
+        assert_eq!(sources, ["silver.orders", "silver.users"]);
+        assert!(
+            m.changed_keys[0]
+                .sql
+                .starts_with("SELECT DISTINCT CAST(ordered_at")
+        );
+        let parts: Vec<String> = m.partitioned_by.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            parts,
+            [
+                "month(day)",
+                "bucket(8, country)",
+                "truncate(2, country)",
+                "country"
+            ]
+        );
+        let names: Vec<String> = m.partitioned_by.iter().map(|p| p.name()).collect();
+        assert_eq!(
+            names,
+            ["day_month", "country_bucket", "country_trunc", "country"]
+        );
+
+        let err = |text: &str| model("m", text).unwrap_err().to_string();
+        let body = "SELECT user_id, count(*) AS n FROM silver.orders GROUP BY 1";
+        assert!(
+            err(&format!("-- materialized: incremental\n{body}")).contains("needs `-- unique_key")
+        );
+        assert!(
+            err(&format!(
+                "-- materialized: incremental\n-- unique_key: user_id\n{body}"
+            ))
+            .contains("reads silver.orders but no `-- changed_keys: <user_id> FROM silver.orders`")
+        );
+        assert!(
+            err(&format!(
+                "-- materialized: incremental\n-- unique_key: user_id\n\
+                 -- changed_keys: user_id, id FROM silver.orders\n{body}"
+            ))
+            .contains("m.sql:3: changed_keys: gives 2 value(s) per row, but the unique key (user_id) has 1")
+        );
+        assert!(
+            err(&format!(
+                "-- materialized: incremental\n-- unique_key: user_id\n\
+                 -- changed_keys: id FROM silver.users\n{body}"
+            ))
+            .contains("does not read silver.users")
+        );
+        assert!(
+            err(&format!(
+                "-- materialized: incremental\n-- unique_key: user_id\n\
+                 -- changed_keys: * FROM silver.orders\n{body}"
+            ))
+            .contains("not `*`")
+        );
+        assert!(
+            err(&format!(
+                "-- changed_keys: user_id FROM silver.orders\n{body}"
+            ))
+            .contains("m.sql:1: changed_keys applies to `materialized: incremental` models only")
+        );
+        assert!(
+            err(&format!("-- partitioned_by: weekly(day)\n{body}"))
+                .contains("not a partition field")
+        );
+        assert!(
+            err(&format!("-- partitioned_by: bucket(0, day)\n{body}"))
+                .contains("not a positive number")
+        );
     }
 }

@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use iceberg::MetadataLocation;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile,
-    ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation, Schema,
-    Snapshot, SnapshotSummaryCollector, Summary,
+    ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation,
+    PartitionSpecRef, Schema, SchemaRef, Snapshot, SnapshotSummaryCollector, Summary,
+    UnboundPartitionSpec,
 };
 use std::str::FromStr;
 
@@ -34,6 +35,9 @@ pub struct Change {
     pub removed_files: HashSet<String>,
     /// A new current schema (columns added or widened), with ids the table has not used.
     pub schema: Option<Schema>,
+    /// A new default partition spec (its source ids name columns of the new schema, or of the
+    /// current one). Files added by the change must be written with [`planned_spec`]'s result.
+    pub partition_spec: Option<UnboundPartitionSpec>,
     /// Table properties to set.
     pub properties: HashMap<String, String>,
     /// Snapshot summary properties to set (our `medallion.` keys); other `medallion.` keys are
@@ -50,6 +54,7 @@ impl Change {
             added_delete_files: Vec::new(),
             removed_files: HashSet::new(),
             schema: None,
+            partition_spec: None,
             properties: HashMap::new(),
             summary,
         }
@@ -79,6 +84,7 @@ impl Change {
             added_delete_files,
             removed_files,
             schema: None,
+            partition_spec: None,
             properties: HashMap::new(),
             summary,
         }
@@ -86,6 +92,11 @@ impl Change {
 
     pub fn with_schema(mut self, schema: Option<Schema>) -> Self {
         self.schema = schema;
+        self
+    }
+
+    pub fn with_partition_spec(mut self, spec: Option<UnboundPartitionSpec>) -> Self {
+        self.partition_spec = spec;
         self
     }
 
@@ -143,7 +154,23 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
         Some(s) => std::sync::Arc::new(with_schema_id(md, s.clone())?),
         None => md.current_schema().clone(),
     };
-    let spec = md.default_partition_spec().clone();
+    let spec = match &change.partition_spec {
+        Some(unbound) => planned_spec(table, change.schema.as_ref(), unbound)?,
+        None => md.default_partition_spec().clone(),
+    };
+    // Manifests carried over keep the spec and schema their files were written with.
+    let old_schema = md.current_schema().clone();
+    let spec_of = |m: &ManifestFile| -> Result<PartitionSpecRef> {
+        md.partition_spec_by_id(m.partition_spec_id)
+            .cloned()
+            .ok_or_else(|| LakeError::Invalid {
+                table: name.to_string(),
+                message: format!(
+                    "{} names partition spec {}, which the metadata does not have",
+                    m.manifest_path, m.partition_spec_id
+                ),
+            })
+    };
 
     let mut manifests: Vec<ManifestFile> = Vec::new();
     if let Some(parent) = parent {
@@ -157,7 +184,11 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
     }
 
     // A manifest of this snapshot at `path`, for data or delete files.
-    let new_manifest = |path: &str, content: ManifestContentType| -> Result<ManifestWriter> {
+    let new_manifest = |path: &str,
+                        content: ManifestContentType,
+                        schema: &SchemaRef,
+                        spec: &PartitionSpecRef|
+     -> Result<ManifestWriter> {
         let output = file_io
             .new_output(path)
             .map_err(LakeError::iceberg(name, format!("create {path}")))?;
@@ -194,7 +225,8 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
                 continue;
             }
             let path = format!("{location}/metadata/{commit_id}-r{i}.avro");
-            let mut writer = new_manifest(&path, manifest.content)?;
+            let its_spec = spec_of(&manifest)?;
+            let mut writer = new_manifest(&path, manifest.content, &old_schema, &its_spec)?;
             let ice = |what: &str| LakeError::iceberg(name, format!("{what} in {path}"));
             for e in loaded.entries() {
                 if e.status() == ManifestStatus::Deleted {
@@ -204,7 +236,7 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
                 let file_seq = e.file_sequence_number.or(Some(seq));
                 if change.removed_files.contains(e.file_path()) {
                     found.insert(e.file_path().to_string());
-                    collector.remove_file(e.data_file(), schema.clone(), spec.clone());
+                    collector.remove_file(e.data_file(), old_schema.clone(), its_spec.clone());
                     writer
                         .add_delete_file(e.data_file().clone(), seq, file_seq)
                         .map_err(ice("mark a removed file"))?;
@@ -253,6 +285,8 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
             } else {
                 ManifestContentType::Data
             },
+            &schema,
+            &spec,
         )?;
         for f in files {
             let is_delete = f.content_type() != DataContentType::Data;
@@ -327,6 +361,11 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
             .add_current_schema(schema.as_ref().clone())
             .map_err(LakeError::iceberg(name, "add the new schema"))?;
     }
+    if let Some(unbound) = change.partition_spec {
+        builder = builder
+            .add_default_partition_spec(unbound)
+            .map_err(LakeError::iceberg(name, "add the new partition spec"))?;
+    }
     if !change.properties.is_empty() {
         builder = builder
             .set_properties(change.properties)
@@ -358,6 +397,29 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
         },
         new_md,
     )
+}
+
+/// The partition spec, with its id and field ids, that a commit making `unbound` the default
+/// (after `schema`, if given, becomes current) gives the table: the files it adds must be
+/// written with it.
+pub fn planned_spec(
+    table: &LakeTable,
+    schema: Option<&Schema>,
+    unbound: &UnboundPartitionSpec,
+) -> Result<PartitionSpecRef> {
+    let name = table.name.to_string();
+    let md = table.metadata();
+    let mut builder = md.clone().into_builder(None);
+    if let Some(s) = schema {
+        builder = builder
+            .add_current_schema(with_schema_id(md, s.clone())?)
+            .map_err(LakeError::iceberg(&name, "add the new schema"))?;
+    }
+    let planned = builder
+        .add_default_partition_spec(unbound.clone())
+        .and_then(|b| b.build())
+        .map_err(LakeError::iceberg(&name, "plan the partition spec"))?;
+    Ok(planned.metadata.default_partition_spec().clone())
 }
 
 /// The schema with the id the metadata builder will give it: an equal schema's id, else the

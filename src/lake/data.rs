@@ -6,9 +6,10 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
+use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, ManifestStatus, NestedField, PrimitiveType, Schema,
-    Struct, Type,
+    DataContentType, DataFile, DataFileFormat, ManifestStatus, NestedField, PartitionKey,
+    PartitionSpecRef, PrimitiveType, Schema, SnapshotRef, Struct, Type,
 };
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -16,6 +17,8 @@ use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, DefaultLocationGenerator,
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::partitioning::PartitioningWriter;
+use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::file::properties::WriterProperties;
 
@@ -34,9 +37,19 @@ pub struct LiveFile {
 /// The live files of the current snapshot whose data sequence number is above `after` (all of
 /// them for `i64::MIN`); manifests that cannot hold such files are not read.
 pub async fn live_files(table: &LakeTable, after: i64) -> Result<Vec<LiveFile>, LakeError> {
-    let Some(snapshot) = table.current_snapshot() else {
-        return Ok(Vec::new());
-    };
+    match table.current_snapshot() {
+        Some(snapshot) => live_files_at(table, snapshot, after).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The live files of `snapshot` (one of the table's) whose data sequence number is above
+/// `after`.
+pub async fn live_files_at(
+    table: &LakeTable,
+    snapshot: &SnapshotRef,
+    after: i64,
+) -> Result<Vec<LiveFile>, LakeError> {
     let name = table.name.to_string();
     let list = table
         .table
@@ -70,6 +83,55 @@ pub async fn live_files(table: &LakeTable, after: i64) -> Result<Vec<LiveFile>, 
         }
     }
     Ok(out)
+}
+
+/// Reads a Parquet data or delete file of the table, whole or only the rows at `positions`
+/// (sorted, distinct), as it was written.
+pub async fn read_file(
+    lake: &Lake,
+    table: &str,
+    path: &str,
+    positions: Option<&[i64]>,
+) -> Result<Vec<RecordBatch>, LakeError> {
+    use parquet::arrow::arrow_reader::{
+        ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    };
+    let bytes = lake
+        .file_io()
+        .new_input(path)
+        .map_err(LakeError::iceberg(table, format!("open {path}")))?
+        .read()
+        .await
+        .map_err(LakeError::iceberg(table, format!("read {path}")))?;
+    let invalid = |e: parquet::errors::ParquetError| LakeError::Invalid {
+        table: table.to_string(),
+        message: format!("{path}: {e}"),
+    };
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(invalid)?;
+    if let Some(positions) = positions {
+        let rows = builder.metadata().file_metadata().num_rows();
+        let mut selectors = Vec::new();
+        let mut at = 0i64;
+        for &p in positions.iter().filter(|p| (0..rows).contains(*p)) {
+            if p < at {
+                continue;
+            }
+            if p > at {
+                selectors.push(RowSelector::skip((p - at) as usize));
+            }
+            selectors.push(RowSelector::select(1));
+            at = p + 1;
+        }
+        builder = builder.with_row_selection(RowSelection::from(selectors));
+    }
+    builder
+        .build()
+        .map_err(invalid)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| LakeError::Invalid {
+            table: table.to_string(),
+            message: format!("{path}: {e}"),
+        })
 }
 
 /// `batch` in the columns of `schema`, by name: a column the batch lacks (a file written
@@ -111,11 +173,27 @@ pub fn position_delete_schema() -> Schema {
         .expect("static schema")
 }
 
-/// Writes rows as data files of `table` (unpartitioned).
+/// Writes rows as data files of `table`, under its default partition spec.
 pub async fn write_data(
     lake: &Lake,
     table: &LakeTable,
     schema: Arc<Schema>,
+    batches: Vec<RecordBatch>,
+    props: WriterProperties,
+    target_size: usize,
+) -> Result<Vec<DataFile>, LakeError> {
+    let spec = table.metadata().default_partition_spec().clone();
+    write_partitioned(lake, table, schema, &spec, batches, props, target_size).await
+}
+
+/// Writes rows as data files of `table` under `spec` (one the table has, or the one a commit
+/// will add: [`super::commit::planned_spec`]), rolling files at `target_size` within each
+/// partition.
+pub async fn write_partitioned(
+    lake: &Lake,
+    table: &LakeTable,
+    schema: Arc<Schema>,
+    spec: &PartitionSpecRef,
     batches: Vec<RecordBatch>,
     props: WriterProperties,
     target_size: usize,
@@ -127,7 +205,7 @@ pub async fn write_data(
     let name = table.name.to_string();
     let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
     let rolling = RollingFileWriterBuilder::new(
-        ParquetWriterBuilder::new(props, schema),
+        ParquetWriterBuilder::new(props, schema.clone()),
         target_size,
         lake.file_io().clone(),
         DefaultLocationGenerator::new(md).map_err(ice("locate data files"))?,
@@ -137,13 +215,34 @@ pub async fn write_data(
             DataFileFormat::Parquet,
         ),
     );
-    let mut writer = DataFileWriterBuilder::new(rolling)
-        .build(None)
-        .await
-        .map_err(ice("open a data file"))?;
+    let builder = DataFileWriterBuilder::new(rolling);
+    if spec.is_unpartitioned() {
+        // A key even so: it gives the files the spec's id.
+        let key = PartitionKey::new(spec.as_ref().clone(), schema.clone(), Struct::empty());
+        let mut writer = builder
+            .build(Some(key))
+            .await
+            .map_err(ice("open a data file"))?;
+        for b in batches {
+            if b.num_rows() > 0 {
+                writer.write(b).await.map_err(ice("write a data file"))?;
+            }
+        }
+        return writer.close().await.map_err(ice("close a data file"));
+    }
+    let splitter =
+        RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
+            .map_err(ice("partition the rows"))?;
+    let mut writer = FanoutWriter::new(builder);
     for b in batches {
-        if b.num_rows() > 0 {
-            writer.write(b).await.map_err(ice("write a data file"))?;
+        if b.num_rows() == 0 {
+            continue;
+        }
+        for (key, part) in splitter.split(&b).map_err(ice("partition the rows"))? {
+            writer
+                .write(key, part)
+                .await
+                .map_err(ice("write a data file"))?;
         }
     }
     writer.close().await.map_err(ice("close a data file"))

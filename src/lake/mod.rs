@@ -30,7 +30,10 @@ pub use commit::Change;
 
 use crate::catalog::{Catalog, CatalogError, Pointer, TableName};
 use crate::config::Config;
-pub use data::{LiveFile, conform, live_files, write_data, write_position_deletes};
+pub use data::{
+    LiveFile, conform, live_files, live_files_at, read_file, write_data, write_partitioned,
+    write_position_deletes,
+};
 
 /// Prefix of our snapshot summary properties.
 pub const SUMMARY_PREFIX: &str = "medallion.";

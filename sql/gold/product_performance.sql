@@ -16,7 +16,7 @@ SELECT
   COALESCE(s.orders, 0) AS orders,
   COALESCE(s.units, 0) AS units_sold,
   CAST(COALESCE(s.revenue, 0) AS DECIMAL(18, 2)) AS revenue,
-  RANK() OVER (ORDER BY COALESCE(s.units, 0) DESC) AS popularity_rank,
+  CAST(RANK() OVER (ORDER BY COALESCE(s.units, 0) DESC) AS BIGINT) AS popularity_rank,
   CASE
     WHEN p.stock <= 0 THEN 'out_of_stock'
     WHEN p.stock < COALESCE(s.units, 0) THEN 'low'

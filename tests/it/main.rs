@@ -2,6 +2,7 @@
 //! parts (the embedded sqlite catalog, a real warehouse folder, PyIceberg as an independent
 //! reader) and fails loudly when something it needs is missing.
 
+mod athena;
 mod bad_input;
 mod broker;
 mod cli;

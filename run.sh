@@ -28,7 +28,9 @@ Usage: ./run.sh COMMAND
            (BENCH_RECORDS=1000000); bronze -> silver against Polars and DuckDB, and cost
            per change on a small and a large silver table (BENCH_SILVER_EVENTS=10000000,
            BENCH_SILVER_KEYS=1000000, BENCH_SILVER_CHANGES=10000, BENCH_SILVER_SMALL=1000000,
-           BENCH_SILVER_LARGE=10000000); `./run.sh bench silver` runs only that one
+           BENCH_SILVER_LARGE=10000000); the gold models over a silver of BENCH_GOLD_ORDERS
+           (1000000) orders, in full and after BENCH_GOLD_CHANGES (10000) changes;
+           `./run.sh bench silver` or `./run.sh bench gold` runs only that one
   clean    remove the demo warehouse and .medallion/
   help     this text
 USAGE
@@ -116,13 +118,22 @@ bench_silver() {
     "${BENCH_SILVER_CHANGES:-10000}" "${BENCH_SILVER_SMALL:-1000000}" "${BENCH_SILVER_LARGE:-10000000}"
 }
 
+bench_gold() {
+  say "gold benchmark (release build): the shipped models over a silver of ${BENCH_GOLD_ORDERS:-1000000} orders"
+  cargo_ build --release --bin medallion
+  benches/gold.sh "$CARGO_TARGET_DIR/release/medallion" "$VENV/bin/python" \
+    "${BENCH_GOLD_ORDERS:-1000000}" "${BENCH_GOLD_CHANGES:-10000}"
+}
+
 cmd_bench() {
   use_fast_linker
   setup_python
-  if [ "${1:-}" = silver ]; then
-    bench_silver
-    return
-  fi
+  case "${1:-}" in
+    silver) bench_silver; return ;;
+    gold) bench_gold; return ;;
+    "") ;;
+    *) die "unknown benchmark: $1 (silver, gold, or none for all)" ;;
+  esac
   local n="${BENCH_RECORDS:-1000000}"
   say "file -> bronze benchmark, $n records of ~1 KB (release build)"
   cargo_ bench --bench bronze_ingest -- "$n" 1024
@@ -131,6 +142,7 @@ cmd_bench() {
   benches/kafka_ingest.sh "$CARGO_TARGET_DIR/release/medallion" "$(tansu_bin)" "$n" \
     "$CARGO_TARGET_DIR/release/examples/kafka_consume_rate"
   bench_silver
+  bench_gold
 }
 
 cmd_clean() {

@@ -20,52 +20,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/medallion-silver-bench.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-config() { # $1: workspace folder
-  mkdir -p "$1"
-  cat >"$1/job.toml" <<TOML
-[catalog]
-kind = "sql"
-path = "$1/catalog.db"
-[warehouse]
-location = "$1/warehouse"
-[namespaces]
-bronze = "bench_bronze"
-silver = "bench_silver"
-gold = "bench_gold"
-[source]
-kind = "file"
-[bronze]
-max_rows = 1000000
-max_bytes = "256MiB"
-[[bronze.route]]
-topic = '[^.]+\.[^.]+\.([^.]+)'
-table = "\$1"
-TOML
-  # The demo's column types for the generated (schema-less) events (not its expectations: the
-  # benchmark measures silver itself).
-  awk '/^\[/ { keep = ($0 ~ /^\[silver\.tables\.[a-z_]+\.columns\]$/) } keep' \
-    "$here/../jobs/local.toml" >>"$1/job.toml"
-}
-
-# Runs a command, prints its output (also kept in $work/out), and writes
-# "<wall seconds> <peak RSS MB>" to $work/last.
-measure() {
-  "$py" - "$work" "$@" <<'PY'
-import os, subprocess, sys, time
-work, cmd = sys.argv[1], sys.argv[2:]
-t = time.monotonic()
-p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-text = p.stdout.read()
-_, status, usage = os.wait4(p.pid, 0)
-wall = time.monotonic() - t
-assert status == 0, f"{cmd} failed: {status}"
-print(text, end="")
-open(f"{work}/out", "w").write(text)
-open(f"{work}/last", "w").write(f"{wall:.3f} {usage.ru_maxrss / 1024:.0f}\n")
-PY
-}
-
-m() { "$bin" --config "$1/job.toml" --log warn "${@:2}"; }
+. "$here/common.sh"
 
 echo "== 1. $events change events over $keys keys: bronze -> silver"
 a="$work/a"; config "$a"

@@ -418,10 +418,17 @@ pub struct GoldConfig {
     /// directory).
     #[serde(default = "default_gold_models")]
     pub models: PathBuf,
-    /// Models of one wave (that do not read each other) built at once. Each holds its result
-    /// in memory until it commits.
+    /// Models of one wave (that do not read each other) built at once, at most; fewer when
+    /// their estimated memory does not fit in `max_memory`. Each holds its result in memory
+    /// until it commits.
     #[serde(default = "default_gold_parallelism")]
     pub parallelism: usize,
+    /// Memory for the models being built at once: a model's estimate is what it reads (the
+    /// Parquet size of its tables' current snapshots) times 4, for Arrow's decoded size. Also
+    /// the query engine's memory pool: sorts and aggregations spill to disk beyond it. Default:
+    /// half of the memory available when the run starts.
+    #[serde(default)]
+    pub max_memory: Option<ByteSize>,
     /// Parquet compression of gold data files.
     #[serde(default = "default_compression")]
     pub compression: String,
@@ -435,6 +442,7 @@ impl Default for GoldConfig {
         GoldConfig {
             models: default_gold_models(),
             parallelism: default_gold_parallelism(),
+            max_memory: None,
             compression: default_compression(),
             target_file_size: default_silver_file_size(),
         }
@@ -802,6 +810,9 @@ impl Config {
         let g = &self.gold;
         crate::bronze::writer::parse_compression(&g.compression)
             .map_err(|rule| invalid("gold.compression", rule))?;
+        if g.max_memory.is_some_and(|m| m.0 < 64 << 20) {
+            return Err(invalid("gold.max_memory", "must be at least 64MiB"));
+        }
         if g.parallelism == 0 {
             return Err(invalid("gold.parallelism", "must be at least 1"));
         }

@@ -57,21 +57,37 @@ pub fn layers(config: &Config) -> [(&'static str, String); 3] {
 
 /// A session over the current snapshot of every table.
 pub async fn session(lake: &Lake, config: &Config) -> Result<SessionContext, QueryError> {
-    Ok(pinned_session(lake, config).await?.0)
+    Ok(pinned_session(lake, config, None).await?.0)
 }
 
 /// A session over the current snapshot of every table, and the tables as it reads them
-/// (the snapshot each is pinned at).
+/// (the snapshot each is pinned at). With `memory_limit`, the session's operators share a pool
+/// of that many bytes: sorts, aggregations and joins that can spill to disk do beyond it, the
+/// others fail with "Resources exhausted".
 pub async fn pinned_session(
     lake: &Lake,
     config: &Config,
+    memory_limit: Option<usize>,
 ) -> Result<(SessionContext, HashMap<TableName, LakeTable>), QueryError> {
     let mut pinned = HashMap::new();
-    let ctx = SessionContext::new_with_config(
-        SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("datafusion", "public"),
-    );
+    let session_config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("datafusion", "public");
+    let ctx = match memory_limit {
+        None => SessionContext::new_with_config(session_config),
+        Some(limit) => {
+            let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_memory_pool(Arc::new(
+                    datafusion::execution::memory_pool::FairSpillPool::new(limit),
+                ))
+                .build_arc()
+                .map_err(|source| QueryError::Register {
+                    table: "the query engine's memory pool".into(),
+                    source,
+                })?;
+            SessionContext::new_with_config_rt(session_config, runtime)
+        }
+    };
     let catalog = ctx
         .catalog("datafusion")
         .expect("the default catalog exists");

@@ -136,6 +136,10 @@ pub async fn run(
     let by_name: BTreeMap<&str, &Model> = models.iter().map(|m| (m.name.as_str(), m)).collect();
     let mut reports: BTreeMap<String, ModelReport> = BTreeMap::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
+    let budget = config
+        .gold
+        .max_memory
+        .map_or_else(|| available_memory() / 2, |m| m.0);
     for wave in graph.levels()? {
         let mut todo = Vec::new();
         for name in wave.into_iter().filter(|m| selected.contains(m)) {
@@ -161,12 +165,25 @@ pub async fn run(
             continue;
         }
         // A session per wave: it sees what the waves before committed.
-        let (ctx, pinned) = query::pinned_session(lake, config).await?;
+        let (ctx, pinned) = query::pinned_session(lake, config, Some(budget as usize)).await?;
         let session = Session { ctx, pinned };
-        let built: Vec<ModelReport> = futures::stream::iter(
-            todo.into_iter()
-                .map(|m| build_reported(lake, config, &session, m, options.full_refresh)),
-        )
+        // The biggest first; a model starts when its estimate fits beside those running.
+        let mut todo: Vec<(&Model, u64)> = todo
+            .into_iter()
+            .map(|m| (m, estimate(m, config, &session)))
+            .collect();
+        todo.sort_by_key(|(m, e)| (std::cmp::Reverse(*e), m.name.clone()));
+        let budget_mib = (budget >> 20).clamp(1, u64::from(u32::MAX)) as u32;
+        let memory = tokio::sync::Semaphore::new(budget_mib as usize);
+        let built: Vec<ModelReport> = futures::stream::iter(todo.into_iter().map(|(m, e)| {
+            let need = ((e >> 20) as u32).clamp(1, budget_mib);
+            let (memory, session) = (&memory, &session);
+            async move {
+                let _held = memory.acquire_many(need).await.expect("never closed");
+                tracing::debug!(model = %m.name, estimate_mib = e >> 20, "building");
+                build_reported(lake, config, session, m, options.full_refresh).await
+            }
+        }))
         .buffer_unordered(config.gold.parallelism)
         .collect()
         .await;
@@ -180,6 +197,36 @@ pub async fn run(
     // In the order they ran.
     let order: Vec<String> = graph.levels()?.into_iter().flatten().collect();
     Ok(order.iter().filter_map(|m| reports.remove(m)).collect())
+}
+
+/// What a model is likely to hold in memory: the Parquet size of what it reads, decoded.
+fn estimate(model: &Model, config: &Config, session: &Session) -> u64 {
+    model
+        .sources
+        .iter()
+        .filter_map(|s| session.pinned.get(&incremental::source_name(config, s)))
+        .filter_map(|t| t.current_snapshot())
+        .filter_map(|s| {
+            s.summary()
+                .additional_properties
+                .get("total-files-size")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum::<u64>()
+        .saturating_mul(4)
+}
+
+/// The memory available now (Linux: MemAvailable), else 4 GiB.
+fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(4 << 30, |kb| kb << 10)
 }
 
 async fn build_reported(
@@ -201,7 +248,13 @@ async fn build_reported(
                 .ok()
                 .flatten()
                 .and_then(|t| t.current_snapshot().map(|s| s.snapshot_id()));
-            (Status::Failed(e.to_string()), 0, String::new(), snapshot)
+            let mut message = e.to_string();
+            if message.contains("Resources exhausted") {
+                message.push_str(
+                    "\n  the models being built at once ran out of gold.max_memory: raise it, or lower gold.parallelism",
+                );
+            }
+            (Status::Failed(message), 0, String::new(), snapshot)
         }
     };
     ModelReport {

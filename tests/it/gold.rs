@@ -225,8 +225,9 @@ async fn incremental_models_equal_a_full_rebuild_after_every_round() {
         "orders_per_status",
         "pending_per_user",
     ];
+    // The smallest memory budget: models wait for each other, the engine's pool is tight.
     let ws = Workspace::new(&format!(
-        "[gold]\nmodels = \"{}\"\n{}",
+        "[gold]\nmodels = \"{}\"\nparallelism = 4\nmax_memory = \"64MiB\"\n{}",
         models.path().display(),
         generated_types()
     ));

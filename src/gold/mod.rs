@@ -602,8 +602,12 @@ async fn build_once(
     }
 }
 
-/// The model's SELECT for the rows of `keys` only: a filter for a one-column key (pushed
-/// down to the scans where the key is a plain column or a grouping), else a semi join.
+/// The model's SELECT for the rows of `keys` only: a filter for a few values of a one-column
+/// key (pushed down to the scans where the key is a plain column or a grouping), else a semi
+/// join. A long IN list pushed into the Iceberg scan is evaluated value by value per row
+/// (12.5k keys over 1M orders: 15 s, against 0.7 s for the whole model), so it stays short.
+const IN_LIST_MAX: usize = 64;
+
 fn for_keys(
     ctx: &SessionContext,
     df: DataFrame,
@@ -613,7 +617,7 @@ fn for_keys(
     use datafusion::common::ScalarValue;
     use datafusion::prelude::{ident, lit};
     let columns = keys.columns()?;
-    if let [only] = key {
+    if let ([only], true) = (key, keys.len() <= IN_LIST_MAX) {
         let values = (0..columns[0].len())
             .map(|i| ScalarValue::try_from_array(&columns[0], i).map(lit))
             .collect::<Result<Vec<_>, _>>()?;

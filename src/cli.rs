@@ -94,21 +94,23 @@ pub enum Command {
     /// Build the gold models: the SQL files of `gold.models` (sql/gold), in dependency order.
     ///
     /// Each `<table>.sql` is one SELECT over silver tables (`silver.orders`) and other gold
-    /// models (`gold.user_ltv`); its header says how it is built and what must hold:
+    /// models (`gold.user_ltv`). Its header says how it is built and what must hold:
     ///
-    ///   -- materialized: table           (rebuilt in full each run) or incremental
-    ///   -- unique_key: order_date        (incremental: the rows it replaces)
+    ///   -- materialized: table            rebuilt in full each run (the default)
+    ///   -- materialized: incremental      only the rows whose unique key a change touched
+    ///   -- unique_key: order_date         the columns that identify a row
     ///   -- changed_keys: CAST(ordered_at AS DATE) FROM silver.orders
-    ///                                    (incremental, one per table read: the keys a changed
-    ///                                    row touches, as it is now and as it was)
-    ///   -- partitioned_by: month(order_date)
-    ///   -- assert: unique(col) | not_null(col) | accepted_values(col, ['a']) | row_count > 0
-    ///              | relationships(col, silver.users.id)
+    ///                                     incremental, one per table read: the keys a changed
+    ///                                     row touches (as it is now and as it was)
+    ///   -- partitioned_by: month(order_date), bucket(16, user_id)
+    ///   -- assert: unique(col) | not_null(col) | accepted_values(col, ['a', 'b'])
+    ///              | row_count > 0 | relationships(col, silver.users.id)
     ///   -- assert_sql: SELECT * FROM {{ this }} WHERE revenue < 0   (must return no rows)
     ///
     /// A model's new rows are committed in one snapshot, only once every assertion holds; a
     /// model that fails keeps its previous table and the models that read it are skipped. Ends
-    /// with a report; exits 1 if any model failed.
+    /// with a report (model, status, rows, time, how it was built); exits 1 if any model failed.
+    #[command(verbatim_doc_comment)]
     Gold(GoldArgs),
     /// Data quality: the latest silver run's results per table and expectation.
     ///

@@ -48,3 +48,15 @@ PY
 
 # medallion on a workspace: m FOLDER ARGS...
 m() { "$bin" --config "$1/job.toml" --log warn "${@:2}"; }
+
+# A silver of KEYS generated rows, and CHANGES change events after them left in
+# FOLDER/changes.jsonl (not ingested): silver_then_changes FOLDER KEYS CHANGES SEED
+silver_then_changes() {
+  m "$1" generate --keys "$2" --events "$(($2 + $3))" --partitions 3 --seed "$4" --out "$1/all.jsonl"
+  head -n "$2" "$1/all.jsonl" >"$1/snapshot.jsonl"
+  tail -n +"$(($2 + 1))" "$1/all.jsonl" >"$1/changes.jsonl"
+  rm "$1/all.jsonl"
+  m "$1" ingest --from "$1/snapshot.jsonl" | head -1
+  m "$1" silver | grep -v '^  time' || true
+  rm "$1/snapshot.jsonl"
+}

@@ -23,13 +23,7 @@ printf '[gold]\nmodels = "%s"\n' "$here/../sql/gold" >>"$w/job.toml"
 # The generator's snapshot is 3/4 orders, 1/5 users, 1/20 products.
 keys=$((orders * 4 / 3))
 echo "== silver of about $orders orders ($keys keys), then $changes changes"
-m "$w" generate --keys "$keys" --events "$((keys + changes))" --partitions 3 --seed 5 --out "$w/all.jsonl"
-head -n "$keys" "$w/all.jsonl" >"$w/snapshot.jsonl"
-tail -n +"$((keys + 1))" "$w/all.jsonl" >"$w/changes.jsonl"
-rm "$w/all.jsonl"
-m "$w" ingest --from "$w/snapshot.jsonl" | head -1
-m "$w" silver | grep -v '^  time' || true
-rm "$w/snapshot.jsonl"
+silver_then_changes "$w" "$keys" "$changes" 5
 m "$w" query "SELECT (SELECT count(*) FROM silver.orders) AS orders, (SELECT count(*) FROM silver.users) AS users, (SELECT count(*) FROM silver.products) AS products"
 sync
 

@@ -43,13 +43,7 @@ echo "== 2. $changes changes into a silver table of $small rows vs $large rows"
 rounds=5
 for rows in "$small" "$large"; do
   w="$work/t$rows"; config "$w"
-  m "$w" generate --keys "$rows" --events "$((rows + changes))" --partitions 3 --seed 2 --out "$w/all.jsonl"
-  head -n "$rows" "$w/all.jsonl" >"$w/snapshot.jsonl"
-  tail -n +"$((rows + 1))" "$w/all.jsonl" >"$w/changes.jsonl"
-  rm "$w/all.jsonl"
-  m "$w" ingest --from "$w/snapshot.jsonl" | head -1
-  m "$w" silver | grep -v '^  time' || true
-  rm "$w/snapshot.jsonl"
+  silver_then_changes "$w" "$rows" "$changes" 2
   m "$w" ingest --from "$w/changes.jsonl" | head -1
   cp "$w/catalog.db" "$w/catalog.db.before"
 done

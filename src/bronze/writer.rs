@@ -4,14 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use iceberg::spec::{DataFile, DataFileFormat, Schema};
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::spec::{DataFile, Schema};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -247,17 +240,6 @@ impl Committer {
         } else {
             self.props_data.clone()
         };
-        let rolling = RollingFileWriterBuilder::new(
-            ParquetWriterBuilder::new(props, schema),
-            self.config.target_file_size.0 as usize,
-            self.lake.file_io().clone(),
-            DefaultLocationGenerator::new(md).map_err(ice("locate data files"))?,
-            DefaultFileNameGenerator::new(
-                format!("{}", uuid::Uuid::now_v7()),
-                None,
-                DataFileFormat::Parquet,
-            ),
-        );
         let batch =
             crate::lake::conform(&part.batch, &Arc::new(arrow_schema)).map_err(|source| {
                 BronzeError::Arrow {
@@ -265,15 +247,16 @@ impl Committer {
                     source,
                 }
             })?;
-        let mut writer = DataFileWriterBuilder::new(rolling)
-            .build(Some(key))
-            .await
-            .map_err(ice("open a data file"))?;
-        writer
-            .write(batch)
-            .await
-            .map_err(ice("write a data file"))?;
-        Ok(writer.close().await.map_err(ice("close a data file"))?)
+        Ok(crate::lake::write_keyed(
+            &self.lake,
+            table,
+            schema,
+            key,
+            vec![batch],
+            props,
+            self.config.target_file_size.0 as usize,
+        )
+        .await?)
     }
 }
 

@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{RowConverter, SortField};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use iceberg::spec::{DataContentType, PartitionSpecRef};
+use iceberg::spec::DataContentType;
 
 use super::model::{Layer, Model, Ref};
 use crate::catalog::TableName;
@@ -88,17 +88,14 @@ pub fn plan(
     config: &Config,
     table: Option<&LakeTable>,
     pinned: &HashMap<TableName, LakeTable>,
-    spec_differs: bool,
 ) -> Plan {
     let Some(last) = table.and_then(|t| t.current_snapshot()) else {
         return Plan::Full("first build".into());
     };
     let props = &last.summary().additional_properties;
+    // The file holds the SELECT, the keys and the partitioning.
     if props.get(MODEL_HASH) != Some(&fingerprint(&model.sql)) {
         return Plan::Full("the model file changed since the last build".into());
-    }
-    if spec_differs {
-        return Plan::Full("the partitioning changed".into());
     }
     let mut changed = Vec::new();
     for source in &model.sources {
@@ -132,12 +129,12 @@ pub fn plan(
 }
 
 /// The rows of `table` that changed since snapshot `since`: new images (in data files added
-/// since) and old images (live then, not now), in the table's current columns.
+/// since) and old images (live then, not now), in the table's current columns (the schema).
 pub async fn changed_rows(
     lake: &Lake,
     table: &LakeTable,
     since: i64,
-) -> Result<Vec<RecordBatch>, LakeError> {
+) -> Result<(SchemaRef, Vec<RecordBatch>), LakeError> {
     let label = table.name.to_string();
     let md = table.metadata();
     let then = md
@@ -226,7 +223,7 @@ pub async fn changed_rows(
             push(read_file(lake, &label, path, Some(positions)).await?)?;
         }
     }
-    Ok(out)
+    Ok((schema, out))
 }
 
 fn invalid(table: &str, e: impl std::fmt::Display) -> LakeError {
@@ -278,10 +275,11 @@ pub async fn keys_of(
     crate::query::run(&ctx, sql).await
 }
 
-/// A set of unique-key values, compared in the gold table's column types.
+/// A set of unique-key values, compared in the gold table's column types (as Arrow's row
+/// format, so a lookup needs no allocation).
 pub struct KeySet {
     converter: RowConverter,
-    rows: HashSet<OwnedRow>,
+    rows: HashSet<Box<[u8]>>,
     /// The key columns' types.
     pub types: Vec<arrow::datatypes::DataType>,
 }
@@ -311,7 +309,7 @@ impl KeySet {
         let rows = self.converter.convert_columns(&cast)?;
         for (i, row) in rows.iter().enumerate() {
             if cast.iter().all(|c| c.is_valid(i)) {
-                self.rows.insert(row.owned());
+                self.rows.insert(row.as_ref().into());
             }
         }
         Ok(())
@@ -323,7 +321,7 @@ impl KeySet {
         let rows = self.converter.convert_columns(&cast)?;
         Ok(rows
             .iter()
-            .map(|r| Some(self.rows.contains(&r.owned())))
+            .map(|r| Some(self.rows.contains(r.as_ref())))
             .collect())
     }
 
@@ -337,8 +335,9 @@ impl KeySet {
 
     /// The keys as arrays (one per key column).
     pub fn columns(&self) -> Result<Vec<ArrayRef>, arrow::error::ArrowError> {
+        let parser = self.converter.parser();
         self.converter
-            .convert_rows(self.rows.iter().map(|r| r.row()))
+            .convert_rows(self.rows.iter().map(|r| parser.parse(r)))
     }
 }
 
@@ -393,25 +392,4 @@ pub async fn rows_to_keep(
         }
     }
     Ok((removed, kept))
-}
-
-/// Whether the table's default partition spec is `wanted` (by source column and transform).
-pub fn same_spec(table: &LakeTable, wanted: &[(String, iceberg::spec::Transform)]) -> bool {
-    let md = table.metadata();
-    let spec: &PartitionSpecRef = md.default_partition_spec();
-    let schema = md.current_schema();
-    let have: Vec<(String, iceberg::spec::Transform)> = spec
-        .fields()
-        .iter()
-        .map(|f| {
-            (
-                schema
-                    .name_by_field_id(f.source_id)
-                    .unwrap_or_default()
-                    .to_string(),
-                f.transform,
-            )
-        })
-        .collect();
-    have == wanted
 }

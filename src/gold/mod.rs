@@ -22,7 +22,7 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, TimeUnit};
 use datafusion::logical_expr::JoinType;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
-use iceberg::spec::{Schema, Transform, UnboundPartitionSpec};
+use iceberg::spec::{Schema, UnboundPartitionSpec};
 use parquet::file::properties::WriterProperties;
 
 use crate::catalog::TableName;
@@ -357,23 +357,12 @@ async fn build_once(
     let name = table_name(config, &model.name);
     let label = name.to_string();
     let existing = lake.load(&name).await?;
-    let wanted: Vec<(String, Transform)> = model
-        .partitioned_by
-        .iter()
-        .map(|p| (p.column.clone(), p.transform))
-        .collect();
     let plan = match model.materialized {
         Materialized::Table => Plan::Full("materialized: table".into()),
         Materialized::Incremental if full => Plan::Full("a full rebuild".into()),
-        Materialized::Incremental => incremental::plan(
-            model,
-            config,
-            existing.as_ref(),
-            &session.pinned,
-            existing
-                .as_ref()
-                .is_some_and(|t| !incremental::same_spec(t, &wanted)),
-        ),
+        Materialized::Incremental => {
+            incremental::plan(model, config, existing.as_ref(), &session.pinned)
+        }
     };
     let reads = incremental::summary(model, config, &session.pinned);
     if let Plan::UpToDate = plan {
@@ -412,11 +401,7 @@ async fn build_once(
         })?;
         for (source, since) in changed {
             let table = &session.pinned[&incremental::source_name(config, source)];
-            let rows = incremental::changed_rows(lake, table, *since).await?;
-            let schema = Arc::new(
-                iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())
-                    .map_err(LakeError::iceberg(&label, "convert the schema"))?,
-            );
+            let (schema, rows) = incremental::changed_rows(lake, table, *since).await?;
             let ck = model
                 .changed_keys
                 .iter()

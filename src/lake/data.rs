@@ -201,39 +201,18 @@ pub async fn write_partitioned(
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(Vec::new());
     }
-    let md = table.metadata();
-    let name = table.name.to_string();
-    let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
-    let rolling = RollingFileWriterBuilder::new(
-        ParquetWriterBuilder::new(props, schema.clone()),
-        target_size,
-        lake.file_io().clone(),
-        DefaultLocationGenerator::new(md).map_err(ice("locate data files"))?,
-        DefaultFileNameGenerator::new(
-            format!("{}", uuid::Uuid::now_v7()),
-            None,
-            DataFileFormat::Parquet,
-        ),
-    );
-    let builder = DataFileWriterBuilder::new(rolling);
     if spec.is_unpartitioned() {
         // A key even so: it gives the files the spec's id.
         let key = PartitionKey::new(spec.as_ref().clone(), schema.clone(), Struct::empty());
-        let mut writer = builder
-            .build(Some(key))
-            .await
-            .map_err(ice("open a data file"))?;
-        for b in batches {
-            if b.num_rows() > 0 {
-                writer.write(b).await.map_err(ice("write a data file"))?;
-            }
-        }
-        return writer.close().await.map_err(ice("close a data file"));
+        return write_keyed(lake, table, schema, key, batches, props, target_size).await;
     }
+    let name = table.name.to_string();
+    let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
     let splitter =
         RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
             .map_err(ice("partition the rows"))?;
-    let mut writer = FanoutWriter::new(builder);
+    let rolling = rolling_writer(lake, table, schema, props, target_size, "")?;
+    let mut writer = FanoutWriter::new(DataFileWriterBuilder::new(rolling));
     for b in batches {
         if b.num_rows() == 0 {
             continue;
@@ -246,6 +225,65 @@ pub async fn write_partitioned(
         }
     }
     writer.close().await.map_err(ice("close a data file"))
+}
+
+/// Writes rows that all belong to the partition `key` as data files of `table`, rolling files
+/// at `target_size`.
+pub async fn write_keyed(
+    lake: &Lake,
+    table: &LakeTable,
+    schema: Arc<Schema>,
+    key: PartitionKey,
+    batches: Vec<RecordBatch>,
+    props: WriterProperties,
+    target_size: usize,
+) -> Result<Vec<DataFile>, LakeError> {
+    let name = table.name.to_string();
+    let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
+    let rolling = rolling_writer(lake, table, schema, props, target_size, "")?;
+    let mut writer = DataFileWriterBuilder::new(rolling)
+        .build(Some(key))
+        .await
+        .map_err(ice("open a data file"))?;
+    for b in batches {
+        if b.num_rows() > 0 {
+            writer.write(b).await.map_err(ice("write a data file"))?;
+        }
+    }
+    writer.close().await.map_err(ice("close a data file"))
+}
+
+/// Parquet files under the table's data folder, named `<uuid v7><suffix>-<n>.parquet`, rolled
+/// at `target_size`.
+fn rolling_writer(
+    lake: &Lake,
+    table: &LakeTable,
+    schema: Arc<Schema>,
+    props: WriterProperties,
+    target_size: usize,
+    suffix: &str,
+) -> Result<
+    RollingFileWriterBuilder<
+        ParquetWriterBuilder,
+        DefaultLocationGenerator,
+        DefaultFileNameGenerator,
+    >,
+    LakeError,
+> {
+    Ok(RollingFileWriterBuilder::new(
+        ParquetWriterBuilder::new(props, schema),
+        target_size,
+        lake.file_io().clone(),
+        DefaultLocationGenerator::new(table.metadata()).map_err(LakeError::iceberg(
+            &table.name.to_string(),
+            "locate data files",
+        ))?,
+        DefaultFileNameGenerator::new(
+            format!("{}{suffix}", uuid::Uuid::now_v7()),
+            None,
+            DataFileFormat::Parquet,
+        ),
+    ))
 }
 
 /// Writes one position-delete file for `deletes` (data file path, row position), sorted as the
@@ -285,17 +323,7 @@ pub async fn write_position_deletes(
         table: name.clone(),
         message: format!("position deletes: {e}"),
     })?;
-    let rolling = RollingFileWriterBuilder::new(
-        ParquetWriterBuilder::new(props, schema),
-        usize::MAX,
-        lake.file_io().clone(),
-        DefaultLocationGenerator::new(md).map_err(ice("locate delete files"))?,
-        DefaultFileNameGenerator::new(
-            format!("{}-deletes", uuid::Uuid::now_v7()),
-            None,
-            DataFileFormat::Parquet,
-        ),
-    );
+    let rolling = rolling_writer(lake, table, schema, props, usize::MAX, "-deletes")?;
     let mut w = rolling.build();
     w.write(&None, &batch)
         .await

@@ -31,8 +31,8 @@ pub use commit::Change;
 use crate::catalog::{Catalog, CatalogError, Pointer, TableName};
 use crate::config::Config;
 pub use data::{
-    LiveFile, conform, live_files, live_files_at, read_file, write_data, write_partitioned,
-    write_position_deletes,
+    LiveFile, conform, live_files, live_files_at, read_file, write_data, write_keyed,
+    write_partitioned, write_position_deletes,
 };
 
 /// Prefix of our snapshot summary properties.

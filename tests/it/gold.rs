@@ -38,12 +38,30 @@ fn workspace_with_silver(models: &Path) -> Workspace {
     ws
 }
 
-async fn snapshot(ws: &Workspace, model: &str) -> Option<i64> {
+async fn gold_table(ws: &Workspace, model: &str) -> Option<medallion::lake::LakeTable> {
     ws.lake()
         .load(&medallion::catalog::TableName::new("test_gold", model))
         .await
         .unwrap()
+}
+
+async fn snapshot(ws: &Workspace, model: &str) -> Option<i64> {
+    gold_table(ws, model)
+        .await
         .and_then(|t| t.current_snapshot().map(|s| s.snapshot_id()))
+}
+
+/// A gold table's rows as `medallion query --format csv` prints them, ordered by the first
+/// column.
+fn gold_csv(ws: &Workspace, model: &str) -> String {
+    let (code, out, err) = ws.run(&[
+        "query",
+        "--format",
+        "csv",
+        &format!("SELECT * FROM gold.{model} ORDER BY 1"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,29 +180,14 @@ async fn every_shipped_model_gives_its_golden_output() {
             .unwrap_or_else(|e| {
                 panic!("{model} has no golden output in tests/golden/expected: {e}")
             });
-        let (code, got, err) = ws.run(&[
-            "query",
-            "--format",
-            "csv",
-            &format!("SELECT * FROM gold.{model} ORDER BY 1"),
-        ]);
-        assert_eq!(code, 0, "{err}");
-        assert_eq!(got, expected, "gold.{model}");
+        assert_eq!(gold_csv(&ws, &model), expected, "gold.{model}");
         models.push(model);
     }
     assert_eq!(models.len(), 5);
     check_with_pyiceberg(&ws, "test_gold", "gold", &models);
 
     // daily_revenue is partitioned by month, as its header says.
-    let table = ws
-        .lake()
-        .load(&medallion::catalog::TableName::new(
-            "test_gold",
-            "daily_revenue",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
+    let table = gold_table(&ws, "daily_revenue").await.unwrap();
     let spec = table.metadata().default_partition_spec();
     let fields: Vec<String> = spec.fields().iter().map(|f| f.name.clone()).collect();
     assert_eq!(fields, ["order_date_month"]);
@@ -271,30 +274,12 @@ async fn incremental_models_equal_a_full_rebuild_after_every_round() {
             };
             assert!(line.contains(how), "round {round}: {line}");
         }
-        let mut built = Vec::new();
-        for m in incremental {
-            built.push(
-                ws.run(&[
-                    "query",
-                    "--format",
-                    "csv",
-                    &format!("SELECT * FROM gold.{m} ORDER BY 1"),
-                ])
-                .1,
-            );
-        }
+        let built: Vec<String> = incremental.iter().map(|m| gold_csv(&ws, m)).collect();
         // The same models rebuilt in full.
         let (code, out, err) = ws.run(&["gold", "--full-refresh"]);
         assert_eq!(code, 0, "{out}\n{err}");
         for (m, inc) in incremental.iter().zip(&built) {
-            let full = ws
-                .run(&[
-                    "query",
-                    "--format",
-                    "csv",
-                    &format!("SELECT * FROM gold.{m} ORDER BY 1"),
-                ])
-                .1;
+            let full = gold_csv(&ws, m);
             assert!(full.lines().count() > 2, "{m}: {full}");
             assert_eq!(
                 inc, &full,
@@ -315,35 +300,13 @@ async fn incremental_models_equal_a_full_rebuild_after_every_round() {
         sql.replace("bucket(4, user_id)", "truncate(50, user_id)"),
     )
     .unwrap();
-    let before = ws
-        .run(&[
-            "query",
-            "--format",
-            "csv",
-            "SELECT * FROM gold.pending_per_user ORDER BY 1",
-        ])
-        .1;
+    let before = gold_csv(&ws, "pending_per_user");
     let (code, out, err) = ws.run(&["gold", "--model", "pending_per_user"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("full (the model file changed"), "{out}");
-    let after = ws
-        .run(&[
-            "query",
-            "--format",
-            "csv",
-            "SELECT * FROM gold.pending_per_user ORDER BY 1",
-        ])
-        .1;
+    let after = gold_csv(&ws, "pending_per_user");
     assert_eq!(before, after);
-    let table = ws
-        .lake()
-        .load(&medallion::catalog::TableName::new(
-            "test_gold",
-            "pending_per_user",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
+    let table = gold_table(&ws, "pending_per_user").await.unwrap();
     let spec = table.metadata().default_partition_spec();
     assert_eq!(spec.fields()[0].name, "user_id_trunc");
     assert!(table.metadata().partition_specs_iter().count() >= 2);

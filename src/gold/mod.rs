@@ -309,15 +309,11 @@ async fn build(
                     match backoff.next_delay() {
                         Some(delay) => tokio::time::sleep(delay).await,
                         None => {
-                            return Err(GoldError::Build {
-                                model: model.name.clone(),
-                                source: Box::new(GoldError::Schema {
-                                    model: model.name.clone(),
-                                    message:
-                                        "another writer kept committing to the table; run again"
-                                            .into(),
-                                }),
-                            });
+                            return Err(LakeError::Stale {
+                                table: table_name(config, &model.name).to_string(),
+                                message: "another writer kept committing to it while the model was built; run again".into(),
+                            }
+                            .into());
                         }
                     }
                 }

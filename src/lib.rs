@@ -10,6 +10,7 @@
 //! keeps the pointer to each table's current metadata (embedded sqlite, or AWS Glue) and moves it
 //! only with a compare-and-swap.
 
+pub mod aws;
 pub mod bronze;
 pub mod catalog;
 pub mod cli;

@@ -7,6 +7,7 @@
 //! [`sql::SqlCatalog`] (embedded sqlite, the layout PyIceberg's `SqlCatalog` reads) and, for AWS,
 //! Glue (`UpdateTable` with the `VersionId` read before the commit).
 
+pub mod glue;
 pub mod sql;
 
 use std::fmt;
@@ -71,8 +72,16 @@ pub enum CatalogError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("catalog kind `{0}` is not available in this build yet")]
-    Unsupported(String),
+    #[error("Glue {what}: {message}")]
+    Glue {
+        what: String,
+        message: String,
+        retryable: bool,
+    },
+    #[error(
+        "the Glue table {0} exists but is not an Iceberg table (no table_type=ICEBERG and metadata_location); medallion will not overwrite it: drop it or route the table to another name"
+    )]
+    NotIceberg(TableName),
 }
 
 impl CatalogError {
@@ -84,6 +93,7 @@ impl CatalogError {
                 source.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
+            CatalogError::Glue { retryable, .. } => *retryable,
             _ => false,
         }
     }
@@ -133,6 +143,10 @@ pub fn open(config: &Config) -> Result<Arc<dyn Catalog>, CatalogError> {
                 &config.catalog.name,
             )?))
         }
-        CatalogKind::Glue => Err(CatalogError::Unsupported("glue".into())),
+        CatalogKind::Glue => Ok(Arc::new(glue::GlueCatalog::new(
+            config.catalog.region.clone(),
+            config.catalog.endpoint.clone(),
+            config.catalog.catalog_id.clone(),
+        ))),
     }
 }

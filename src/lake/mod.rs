@@ -13,6 +13,7 @@
 
 pub mod commit;
 pub mod data;
+pub mod s3;
 pub mod storage;
 
 use std::collections::HashMap;

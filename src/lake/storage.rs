@@ -1,5 +1,5 @@
 //! Warehouse storage: turns `warehouse.location` into an `iceberg` [`FileIO`] and the
-//! warehouse root URL every table location starts with.
+//! warehouse root URL every table location starts with: a local folder, or S3 ([`super::s3`]).
 
 use iceberg::io::FileIO;
 
@@ -11,11 +11,13 @@ use crate::config::Config;
 pub fn open(config: &Config) -> Result<(FileIO, String)> {
     let loc = config.warehouse.location.trim_end_matches('/');
     if loc.starts_with("s3://") {
-        return Err(LakeError::Storage {
-            location: loc.to_string(),
-            message: "the S3 warehouse is not available in this build yet; use a local folder"
-                .into(),
-        });
+        if super::s3::split_location(loc).is_none() {
+            return Err(LakeError::Storage {
+                location: loc.to_string(),
+                message: "an S3 warehouse is s3://bucket or s3://bucket/prefix".into(),
+            });
+        }
+        return Ok((super::s3::file_io(&config.warehouse.s3), loc.to_string()));
     }
     let path = match loc.strip_prefix("file://") {
         Some(p) => std::path::PathBuf::from(p),

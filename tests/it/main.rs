@@ -1,6 +1,6 @@
 //! Integration tests: one binary, one module per capability. Every test runs against real
-//! parts (the embedded sqlite catalog, a real warehouse folder, PyIceberg as an independent
-//! reader) and fails loudly when something it needs is missing.
+//! parts (the embedded sqlite catalog and a warehouse folder, or S3 and Glue servers; PyIceberg
+//! as an independent reader) and fails loudly when something it needs is missing.
 
 mod athena;
 mod bad_input;
@@ -10,11 +10,13 @@ mod commits;
 mod crash;
 mod failures;
 mod fixtures;
+mod glue;
 mod gold;
 mod history;
 mod kafka;
 mod pyiceberg;
 mod quality;
 mod replay;
+mod scenarios;
 mod silver;
 mod support;

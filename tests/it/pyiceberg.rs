@@ -36,10 +36,7 @@ pub fn run_check(
                 .join("tests")
                 .join(script),
         )
-        .arg("--catalog-db")
-        .arg(ws.root().join("catalog.db"))
-        .arg("--warehouse")
-        .arg(ws.root().join("warehouse"))
+        .args(ws.catalog_args())
         .arg("--namespace")
         .arg(namespace)
         .args(args)

@@ -65,7 +65,7 @@ pub fn check_against_expected(ws: &Workspace, scenario: &str) {
     let out = run_check(
         "silver_check.py",
         ws,
-        "test_silver",
+        &ws.ns("silver"),
         &[
             OsStr::new("--fixture-root"),
             root.as_os_str(),
@@ -82,7 +82,7 @@ pub fn check_against_expected(ws: &Workspace, scenario: &str) {
 }
 
 /// Splits a gzipped dump into `n` plain parts, in order.
-fn split(path: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
+pub fn split(path: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
     let f = std::fs::File::open(path).unwrap();
     let lines: Vec<String> = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f))
         .lines()

@@ -61,9 +61,47 @@ pub fn seeded_rand(mut seed: u64) -> impl FnMut(u64) -> u64 {
     }
 }
 
+/// Where a workspace keeps its tables: the embedded default (sqlite catalog + local folder) or
+/// S3 + Glue (SeaweedFS and moto server, started by `./run.sh test`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    S3Glue,
+}
+
+/// The S3 and Glue test servers `./run.sh test` starts, from the environment. Missing fails the
+/// test with what to do.
+pub struct AwsServices {
+    pub s3_endpoint: String,
+    pub glue_endpoint: String,
+    pub bucket: String,
+}
+
+pub fn aws_services() -> AwsServices {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: the S3 + Glue tests need SeaweedFS and moto server, which \
+                 `./run.sh test` starts (or `./run.sh test-services` for a plain `cargo test`)"
+            )
+        })
+    };
+    for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        var(v);
+    }
+    AwsServices {
+        s3_endpoint: var("MEDALLION_TEST_S3_ENDPOINT"),
+        glue_endpoint: var("MEDALLION_TEST_GLUE_ENDPOINT"),
+        bucket: var("MEDALLION_TEST_BUCKET"),
+    }
+}
+
 pub struct Workspace {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
+    pub backend: Backend,
+    /// The namespaces are `<prefix>_bronze`, `<prefix>_silver`, `<prefix>_gold`.
+    prefix: String,
 }
 
 impl Workspace {
@@ -75,22 +113,20 @@ impl Workspace {
 
     /// A workspace whose source is `source` (a `[source]` section in TOML).
     pub fn with_source(source: &str, extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("job.toml");
+        Self::on(Backend::Embedded, source, extra)
+    }
+
+    /// A workspace on `backend` with a file source.
+    pub fn on_backend(backend: Backend, extra: &str) -> Self {
+        Self::on(backend, "[source]\nkind = \"file\"\n", extra)
+    }
+
+    /// A workspace on `backend` whose source is `source`; `extra` is appended.
+    pub fn on(backend: Backend, source: &str, extra: &str) -> Self {
+        let ws = Self::bare(backend);
         let text = format!(
             r#"
-[catalog]
-kind = "sql"
-path = "{root}/catalog.db"
-name = "medallion"
-
-[warehouse]
-location = "{root}/warehouse"
-
-[namespaces]
-bronze = "test_bronze"
-silver = "test_silver"
-gold = "test_gold"
+{storage}
 
 {source}
 
@@ -99,10 +135,97 @@ topic = '[^.]+\.[^.]+\.([^.]+)'
 table = "$1"
 {extra}
 "#,
-            root = dir.path().display()
+            storage = ws.storage_sections()
         );
-        std::fs::write(&config_path, text).unwrap();
-        Workspace { dir, config_path }
+        std::fs::write(&ws.config_path, text).unwrap();
+        ws
+    }
+
+    fn bare(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("job.toml");
+        let prefix = match backend {
+            Backend::Embedded => "test".to_string(),
+            // One moto server and one bucket serve every test: unique names keep them apart.
+            Backend::S3Glue => format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        };
+        Workspace {
+            dir,
+            config_path,
+            backend,
+            prefix,
+        }
+    }
+
+    /// The `[catalog]`, `[warehouse]` and `[namespaces]` sections of this workspace.
+    fn storage_sections(&self) -> String {
+        let storage = match self.backend {
+            Backend::Embedded => format!(
+                r#"
+[catalog]
+kind = "sql"
+path = "{root}/catalog.db"
+name = "medallion"
+
+[warehouse]
+location = "{root}/warehouse"
+"#,
+                root = self.root().display()
+            ),
+            Backend::S3Glue => {
+                let aws = aws_services();
+                format!(
+                    r#"
+[catalog]
+kind = "glue"
+region = "us-east-1"
+endpoint = "{glue}"
+
+[warehouse]
+location = "s3://{bucket}/{prefix}/warehouse"
+
+[warehouse.s3]
+endpoint = "{s3}"
+region = "us-east-1"
+path_style = true
+"#,
+                    glue = aws.glue_endpoint,
+                    bucket = aws.bucket,
+                    prefix = self.prefix,
+                    s3 = aws.s3_endpoint,
+                )
+            }
+        };
+        format!(
+            "{storage}\n[namespaces]\nbronze = \"{p}_bronze\"\nsilver = \"{p}_silver\"\ngold = \"{p}_gold\"\n",
+            p = self.prefix
+        )
+    }
+
+    /// The namespace of a layer (`bronze`, `silver`, `gold`).
+    pub fn ns(&self, layer: &str) -> String {
+        format!("{}_{layer}", self.prefix)
+    }
+
+    /// The arguments that point `tests/catalogs.py` (PyIceberg) at this workspace's catalog.
+    pub fn catalog_args(&self) -> Vec<std::ffi::OsString> {
+        match self.backend {
+            Backend::Embedded => vec![
+                "--catalog-db".into(),
+                self.root().join("catalog.db").into(),
+                "--warehouse".into(),
+                self.root().join("warehouse").into(),
+            ],
+            Backend::S3Glue => {
+                let aws = aws_services();
+                vec![
+                    "--glue-endpoint".into(),
+                    aws.glue_endpoint.into(),
+                    "--s3-endpoint".into(),
+                    aws.s3_endpoint.into(),
+                ]
+            }
+        }
     }
 
     pub fn config(&self) -> Config {

@@ -42,8 +42,9 @@ Usage: ./run.sh COMMAND
            per change on a small and a large silver table (BENCH_SILVER_EVENTS=10000000,
            BENCH_SILVER_KEYS=1000000, BENCH_SILVER_CHANGES=10000, BENCH_SILVER_SMALL=1000000,
            BENCH_SILVER_LARGE=10000000); the gold models over a silver of BENCH_GOLD_ORDERS
-           (1000000) orders, in full and after BENCH_GOLD_CHANGES (10000) changes;
-           `./run.sh bench silver` or `./run.sh bench gold` runs only that one
+           (1000000) orders, in full and after BENCH_GOLD_CHANGES (10000) changes; every
+           stage on the embedded default vs S3 + Glue (BENCH_S3_EVENTS=1000000);
+           `./run.sh bench silver`, `gold` or `s3` runs only that one
   clean    remove the demo warehouse and .medallion/
   help     this text
 USAGE
@@ -132,7 +133,12 @@ test_services_start() {
   rm -rf "$TEST_SERVICES"
   mkdir -p "$TEST_SERVICES/weed"
   eval "$(test_services_env)"
-  local b="$TEST_PORT_BASE"
+  local b="$TEST_PORT_BASE" port
+  for port in "$b" $((b + 1)) $((b + 2)) $((b + 3)) $((b + 4)) $((b + 10)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      die "port $port is already in use (another ./run.sh test?); pick other ports with MEDALLION_TEST_PORT_BASE"
+    fi
+  done
   say "starting SeaweedFS (S3 on 127.0.0.1:$((b + 3)), log: $TEST_SERVICES/weed.log)"
   # S3_BUCKET and the AWS_* keys create the bucket and the one identity the tests sign with.
   (cd "$TEST_SERVICES" && S3_BUCKET="$MEDALLION_TEST_BUCKET" exec "$VENV/bin/weed" mini \
@@ -218,14 +224,23 @@ bench_gold() {
     "${BENCH_GOLD_ORDERS:-1000000}" "${BENCH_GOLD_CHANGES:-10000}"
 }
 
+bench_s3() {
+  say "S3 + Glue benchmark (release build): ${BENCH_S3_EVENTS:-1000000} events through every stage, local vs SeaweedFS + moto"
+  cargo_ build --release --bin medallion
+  test_services_start
+  trap 'test_services_stop' EXIT
+  benches/s3.sh "$CARGO_TARGET_DIR/release/medallion" "$VENV/bin/python" "${BENCH_S3_EVENTS:-1000000}"
+}
+
 cmd_bench() {
   use_fast_linker
   setup_python
   case "${1:-}" in
     silver) bench_silver; return ;;
     gold) bench_gold; return ;;
+    s3) bench_s3; return ;;
     "") ;;
-    *) die "unknown benchmark: $1 (silver, gold, or none for all)" ;;
+    *) die "unknown benchmark: $1 (silver, gold, s3, or none for all)" ;;
   esac
   local n="${BENCH_RECORDS:-1000000}"
   say "file -> bronze benchmark, $n records of ~1 KB (release build)"
@@ -236,6 +251,7 @@ cmd_bench() {
     "$CARGO_TARGET_DIR/release/examples/kafka_consume_rate"
   bench_silver
   bench_gold
+  bench_s3
 }
 
 cmd_clean() {

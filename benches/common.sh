@@ -1,9 +1,28 @@
 # Shared by the benchmark scripts: a workspace config, and timing a command. Source it after
 # setting bin (the medallion binary), py (a Python), here (benches/) and work (a scratch folder).
 
-config() { # $1: workspace folder
+config() { # $1: workspace folder; $2: "s3" for S3 + Glue (the test servers' MEDALLION_TEST_*)
   mkdir -p "$1"
-  cat >"$1/job.toml" <<TOML
+  if [ "${2:-}" = s3 ]; then
+    local p="b$(date +%s%N)"
+    cat >"$1/job.toml" <<TOML
+[catalog]
+kind = "glue"
+region = "us-east-1"
+endpoint = "$MEDALLION_TEST_GLUE_ENDPOINT"
+[warehouse]
+location = "s3://$MEDALLION_TEST_BUCKET/$p"
+[warehouse.s3]
+endpoint = "$MEDALLION_TEST_S3_ENDPOINT"
+region = "us-east-1"
+path_style = true
+[namespaces]
+bronze = "${p}_bronze"
+silver = "${p}_silver"
+gold = "${p}_gold"
+TOML
+  else
+    cat >"$1/job.toml" <<TOML
 [catalog]
 kind = "sql"
 path = "$1/catalog.db"
@@ -13,6 +32,9 @@ location = "$1/warehouse"
 bronze = "bench_bronze"
 silver = "bench_silver"
 gold = "bench_gold"
+TOML
+  fi
+  cat >>"$1/job.toml" <<TOML
 [source]
 kind = "file"
 [bronze]

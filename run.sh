@@ -167,7 +167,11 @@ test_services_stop() {
   local f
   for f in "$TEST_SERVICES"/*.pid; do
     [ -f "$f" ] || continue
-    kill "$(cat "$f")" 2>/dev/null || true
+    local pid; pid="$(cat "$f")"
+    kill "$pid" 2>/dev/null || true
+    # Wait until it is gone (and its ports free), then insist.
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
     rm -f "$f"
   done
   [ "${1:-}" = quiet ] || say "stopped the S3 + Glue test servers"

@@ -33,10 +33,10 @@ for backend in local s3; do
 done
 
 echo
-printf '%-8s %12s %12s %14s %12s %8s\n' stage "local s" "S3+Glue s" "S3 records/s" "S3 RSS MB" ratio
+printf '%-8s %9s %11s %9s %13s %14s %12s\n' stage "local s" "S3+Glue s" ratio "local RSS MB" "S3 RSS MB" "S3 records/s"
 for stage in ingest silver gold; do
   l="${wall[local.$stage]}"; s="${wall[s3.$stage]}"
   rate="-"; [ "$stage" = ingest ] && rate=$("$py" -c "print(f'{$events / $s:,.0f}')")
-  printf '%-8s %12s %12s %14s %12s %8s\n' "$stage" "$l" "$s" "$rate" "${rss[s3.$stage]}" \
-    "$("$py" -c "print(f'{$s / $l:.2f}x')")"
+  printf '%-8s %9s %11s %9s %13s %14s %12s\n' "$stage" "$l" "$s" \
+    "$("$py" -c "print(f'{$s / $l:.2f}x')")" "${rss[local.$stage]}" "${rss[s3.$stage]}" "$rate"
 done

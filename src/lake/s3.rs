@@ -33,6 +33,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::S3Config;
 
+/// The size of a multipart upload's parts (and of the buffer before a file goes multipart).
+const PART_SIZE: usize = 8 << 20;
+
 /// What the S3 clients are built from. Secrets are not part of it (they never serialize).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct S3Settings {
@@ -231,7 +234,9 @@ impl Storage for S3Storage {
     async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
         let (store, key) = self.locate(path)?;
         Ok(Box::new(S3Write {
-            writer: Some(BufWriter::with_capacity(store, key, 8 << 20)),
+            // Parts of 8 MiB, at most four in flight: a file being written holds at most
+            // ~40 MiB beyond what the Parquet writer buffers, whatever the upload speed.
+            writer: Some(BufWriter::with_capacity(store, key, PART_SIZE).with_max_concurrency(4)),
             location: path.to_string(),
         }))
     }

@@ -129,12 +129,18 @@ wait_port() {
 
 test_services_start() {
   setup_python
+  mkdir -p "$ROOT/.medallion"
+  # One run at a time per checkout: a second would stop the first one's servers.
+  exec 9>"$ROOT/.medallion/test-services.lock"
+  flock -n 9 || die "the test servers of this checkout are in use (another ./run.sh test, or ./run.sh test-services start: stop them with ./run.sh test-services stop)"
   test_services_stop quiet
   rm -rf "$TEST_SERVICES"
   mkdir -p "$TEST_SERVICES/weed"
   eval "$(test_services_env)"
   local b="$TEST_PORT_BASE" port
-  for port in "$b" $((b + 1)) $((b + 2)) $((b + 3)) $((b + 4)) $((b + 10)); do
+  # SeaweedFS's gRPC ports are its HTTP ports + 10000.
+  for port in "$b" $((b + 1)) $((b + 2)) $((b + 3)) $((b + 4)) $((b + 10)) \
+    $((b + 10000)) $((b + 10001)) $((b + 10002)) $((b + 10003)) $((b + 10004)); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       die "port $port is already in use (another ./run.sh test?); pick other ports with MEDALLION_TEST_PORT_BASE"
     fi
@@ -168,6 +174,8 @@ test_services_stop() {
   for f in "$TEST_SERVICES"/*.pid; do
     [ -f "$f" ] || continue
     local pid; pid="$(cat "$f")"
+    # Only our servers: after a reboot the pid may belong to something else.
+    if ! grep -qaE 'weed|moto_server' "/proc/$pid/cmdline" 2>/dev/null; then rm -f "$f"; continue; fi
     kill "$pid" 2>/dev/null || true
     # Wait until it is gone (and its ports free), then insist.
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
@@ -194,8 +202,8 @@ cmd_test() {
   export MEDALLION_TANSU
   say "building tests"
   cargo_ build --bins --tests
-  test_services_start
   trap 'test_services_stop' EXIT
+  test_services_start
   say "running tests"
   cargo_ test --lib --bins --tests -- --test-threads 2
 }
@@ -231,8 +239,8 @@ bench_gold() {
 bench_s3() {
   say "S3 + Glue benchmark (release build): ${BENCH_S3_EVENTS:-1000000} events through every stage, local vs SeaweedFS + moto"
   cargo_ build --release --bin medallion
-  test_services_start
   trap 'test_services_stop' EXIT
+  test_services_start
   benches/s3.sh "$CARGO_TARGET_DIR/release/medallion" "$VENV/bin/python" "${BENCH_S3_EVENTS:-1000000}"
 }
 

@@ -8,16 +8,22 @@
 //! in each column's Parameters and Comment, as Iceberg's Java Glue catalog writes them).
 //!
 //! The pointer moves with `UpdateTable` carrying the `VersionId` read when the table was loaded,
-//! so Glue refuses the update if anyone committed since; we also check the current
-//! `metadata_location` first, which turns a lost race into [`CatalogError::Conflict`] even on
-//! Glue-compatible servers that do not enforce `VersionId`. Parameters that others set on the
+//! so Glue refuses the update if anyone committed since (`ConcurrentModificationException` →
+//! [`CatalogError::Conflict`]). We also compare the current `metadata_location` first: that
+//! catches a writer that committed before our swap started on servers that do not enforce
+//! `VersionId` (moto), though only Glue's check closes the window between that read and the
+//! update. When the answer to `UpdateTable` is lost (a timeout, or a conflict reported by the
+//! SDK's own retry of a request that had landed), the table is read again: if it points at our
+//! new metadata file (its name holds a UUID), the commit is ours and succeeded. Parameters that others set on the
 //! table (a description, a classification) are kept. Commits skip Glue's table-version archive
 //! (`SkipArchive`): a streaming ingest commits often, and every version would otherwise count
 //! against Glue's per-table version quota; Iceberg keeps the history itself.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_glue::Client;
 use aws_sdk_glue::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, Table, TableInput};
@@ -56,7 +62,13 @@ impl GlueCatalog {
         self.client
             .get_or_init(|| async {
                 let sdk = crate::aws::sdk_config(self.region.as_deref()).await;
-                let mut conf = aws_sdk_glue::config::Builder::from(&sdk);
+                let mut conf = aws_sdk_glue::config::Builder::from(&sdk).timeout_config(
+                    aws_sdk_glue::config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(10))
+                        .operation_attempt_timeout(Duration::from_secs(60))
+                        .operation_timeout(Duration::from_secs(180))
+                        .build(),
+                );
                 if let Some(endpoint) = &self.endpoint {
                     conf = conf.endpoint_url(endpoint);
                 }
@@ -134,13 +146,13 @@ impl GlueCatalog {
 fn glue_error<E, R>(what: String, e: SdkError<E, R>) -> CatalogError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let code = e.code().unwrap_or_default().to_string();
     let mut message = DisplayErrorContext(&e).to_string();
-    // The SDK reports "no credentials anywhere in the chain" as a failure to dispatch.
-    let no_credentials =
-        matches!(e, SdkError::DispatchFailure(_)) && message.contains("credentials");
+    // The SDK reports "no credentials anywhere in the chain" as a failure to dispatch; a
+    // provider that failed or timed out (IMDS, STS) is worth another try.
+    let no_credentials = credentials_not_loaded(&e);
     let retryable = match &e {
         _ if no_credentials => false,
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -163,9 +175,9 @@ where
     }
     if code == "AccessDeniedException" {
         message.push_str(
-            " (the role needs glue:GetDatabase, glue:CreateDatabase, glue:GetTable, \
-             glue:GetTables, glue:CreateTable and glue:UpdateTable on this catalog, database \
-             and table; see terraform/iam.tf)",
+            " (the role needs glue:GetDatabase, glue:GetTable, glue:GetTables, \
+             glue:CreateTable and glue:UpdateTable on this catalog, database and table, and \
+             glue:CreateDatabase only if the database does not exist yet; see terraform/iam.tf)",
         );
     }
     CatalogError::Glue {
@@ -173,6 +185,18 @@ where
         message,
         retryable,
     }
+}
+
+/// Whether the error's causes include "the credential chain found nothing".
+fn credentials_not_loaded(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(c) = err.downcast_ref::<CredentialsError>() {
+            return matches!(c, CredentialsError::CredentialsNotLoaded(_));
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The Glue columns of a schema: every top-level field with its Athena type.
@@ -408,13 +432,26 @@ impl Catalog for GlueCatalog {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_concurrent_modification_exception()) =>
-            {
-                Err(conflict())
+            Err(e) => {
+                let conflicted = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_concurrent_modification_exception());
+                let err = glue_error(format!("UpdateTable {table}"), e);
+                if !(conflicted || err.is_retryable()) {
+                    return Err(err);
+                }
+                // Did it land after all? Only our commit points at our new metadata file.
+                match self.get_table(table).await {
+                    Ok(Some(t))
+                        if iceberg_pointer(table, &t)
+                            .is_ok_and(|p| p.metadata_location == new_location) =>
+                    {
+                        Ok(())
+                    }
+                    Ok(_) if conflicted => Err(conflict()),
+                    _ => Err(err),
+                }
             }
-            Err(e) => Err(glue_error(format!("UpdateTable {table}"), e)),
         }
     }
 }

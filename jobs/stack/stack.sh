@@ -157,3 +157,79 @@ stack_load() {
   say "changing users, products and orders in PostgreSQL ($*)"
   "$VENV/bin/python" -u "$ROOT/jobs/stack/load.py" "$@"
 }
+
+# The whole CDC test (tests/cdc_test.py) on the local stack; starts the stack and Debezium if
+# they are not running, and stops what it started.
+stack_test() {
+  local was_running=0
+  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && was_running=1
+  [ "$was_running" = 1 ] || trap 'cmd_stop' EXIT
+  stack_start
+  stack_connectors
+  say "building medallion"
+  cargo_ build --bin medallion
+  eval "$(stack_env)"
+  say "the CDC test: PostgreSQL -> Debezium -> Kafka -> bronze -> silver -> gold"
+  "$VENV/bin/python" -u "$ROOT/tests/cdc_test.py" --medallion "$CARGO_TARGET_DIR/debug/medallion" \
+    --glue-endpoint "http://127.0.0.1:$GLUE_PORT" --s3-endpoint "http://127.0.0.1:$S3_PORT"
+}
+
+# medallion on the stack's pipeline (jobs/stack.toml): ./run.sh ingest|silver|gold [ARGS]
+stack_medallion() {
+  eval "$(stack_env)"
+  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null || die "the stack is not running: ./run.sh start"
+  cargo_ build --quiet --bin medallion
+  say "medallion $*  (jobs/stack.toml)"
+  "$CARGO_TARGET_DIR/debug/medallion" "$@"
+}
+
+# Every stage continuously: ingest --follow, and silver then gold every PIPELINE_INTERVAL s.
+stack_pipeline() {
+  eval "$(stack_env)"
+  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null || die "the stack is not running: ./run.sh start"
+  cargo_ build --quiet --bin medallion
+  local bin="$CARGO_TARGET_DIR/debug/medallion" every="${PIPELINE_INTERVAL:-2}"
+  if [ -f "$STACK/ingest.pid" ] && kill -0 "$(cat "$STACK/ingest.pid")" 2>/dev/null; then
+    say "the pipeline is running (logs: $STACK/ingest.log, $STACK/transform.log)"
+    return
+  fi
+  say "starting ingest --follow (log: $STACK/ingest.log)"
+  (exec "$bin" ingest --follow) >"$STACK/ingest.log" 2>&1 9>&- &
+  echo $! >"$STACK/ingest.pid"
+  say "starting silver + gold every ${every}s (log: $STACK/transform.log)"
+  (while true; do
+    "$bin" --log warn silver && "$bin" --log warn gold
+    sleep "$every"
+  done) >"$STACK/transform.log" 2>&1 9>&- &
+  echo $! >"$STACK/transform.pid"
+  say "the pipeline runs until ./run.sh stop"
+}
+
+stack_status() {
+  local name port
+  for name in postgres:$PG_PORT kafka:$KAFKA_PORT s3:$S3_PORT glue:$GLUE_PORT; do
+    port="${name#*:}"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      printf '  %-10s up    127.0.0.1:%s\n' "${name%%:*}" "$port"
+    else
+      printf '  %-10s down  (./run.sh start)\n' "${name%%:*}"
+    fi
+  done
+  for name in debezium ingest transform; do
+    if [ -f "$STACK/$name.pid" ] && kill -0 "$(cat "$STACK/$name.pid")" 2>/dev/null; then
+      printf '  %-10s up    %s\n' "$name" "$(tail -n 1 "$STACK/$name.log" 2>/dev/null | cut -c1-100)"
+    else
+      printf '  %-10s down  (%s)\n' "$name" "$([ "$name" = debezium ] && echo ./run.sh connectors || echo ./run.sh pipeline)"
+    fi
+  done
+}
+
+stack_logs() {
+  local name="${1:-}"
+  if [ -z "$name" ]; then
+    for f in "$STACK"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 5 "$f"; }; done
+    return
+  fi
+  [ -f "$STACK/$name.log" ] || die "no log $STACK/$name.log (postgres, kafka, s3, glue, debezium, ingest, transform)"
+  tail -n "${LINES:-50}" "$STACK/$name.log"
+}

@@ -45,7 +45,9 @@ Usage: ./run.sh COMMAND
            BENCH_SILVER_LARGE=10000000); the gold models over a silver of BENCH_GOLD_ORDERS
            (1000000) orders, in full and after BENCH_GOLD_CHANGES (10000) changes; every
            stage on the embedded default vs S3 + Glue (BENCH_S3_EVENTS=1000000);
-           `./run.sh bench silver`, `gold` or `s3` runs only that one
+           freshness on the local stack: PostgreSQL commit -> visible in silver with
+           `./run.sh pipeline` running (BENCH_FRESHNESS_CHANGES=1000, BENCH_FRESHNESS_RATE=20);
+           `./run.sh bench silver`, `gold`, `s3` or `freshness` runs only that one
   start    the local stack on 127.0.0.1, installing what is missing: PostgreSQL 15 with
            logical decoding (database `shop` from sql/init.sql, port MEDALLION_PG_PORT=55432),
            Kafka (tansu, data kept in S3, MEDALLION_KAFKA_PORT=9092), S3 (SeaweedFS,
@@ -62,12 +64,13 @@ Usage: ./run.sh COMMAND
   ingest, silver, gold [ARGS]
            medallion on the stack's pipeline (jobs/stack.toml), e.g. `./run.sh ingest
            --until-caught-up`, `./run.sh silver`, `./run.sh gold --plan`
-  pipeline every stage continuously in the background: ingest --follow, silver then gold every
-           PIPELINE_INTERVAL (2) seconds; until ./run.sh stop
+  pipeline every stage continuously in the background: ingest --follow, silver every
+           PIPELINE_SILVER_EVERY (1) s, gold every PIPELINE_GOLD_EVERY (10) s; until ./run.sh stop
+           (PIPELINE_PROFILE=release for an optimized build)
   status   which services run, and the last line of each pipeline log
   logs [NAME]
            the last lines of every log, or LINES=50 of one: postgres, kafka, s3, glue,
-           debezium, ingest, transform
+           debezium, ingest, silver, gold
   env      the variables for jobs/stack.toml: eval "$(./run.sh env)"; then
            target/debug/medallion ingest --until-caught-up, silver, gold, query ...
   stop     stop the local stack (its data stays in .medallion/stack)
@@ -281,6 +284,18 @@ bench_s3() {
   benches/s3.sh "$CARGO_TARGET_DIR/release/medallion" "$VENV/bin/python" "${BENCH_S3_EVENTS:-1000000}"
 }
 
+# Freshness on the local stack: commit in PostgreSQL -> visible in silver, continuous pipeline.
+bench_freshness() {
+  stack_start
+  stack_connectors
+  PIPELINE_PROFILE=release stack_pipeline
+  eval "$(stack_env)"
+  say "freshness: ${BENCH_FRESHNESS_CHANGES:-1000} changes at ${BENCH_FRESHNESS_RATE:-20}/s through the running pipeline"
+  "$VENV/bin/python" -u benches/freshness.py --glue-endpoint "http://127.0.0.1:$GLUE_PORT" \
+    --s3-endpoint "http://127.0.0.1:$S3_PORT" --namespace shop_silver \
+    --changes "${BENCH_FRESHNESS_CHANGES:-1000}" --rate "${BENCH_FRESHNESS_RATE:-20}"
+}
+
 cmd_bench() {
   use_fast_linker
   setup_python
@@ -288,8 +303,9 @@ cmd_bench() {
     silver) bench_silver; return ;;
     gold) bench_gold; return ;;
     s3) bench_s3; return ;;
+    freshness) bench_freshness; return ;;
     "") ;;
-    *) die "unknown benchmark: $1 (silver, gold, s3, or none for all)" ;;
+    *) die "unknown benchmark: $1 (silver, gold, s3, freshness, or none for all)" ;;
   esac
   local n="${BENCH_RECORDS:-1000000}"
   say "file -> bronze benchmark, $n records of ~1 KB (release build)"
@@ -301,6 +317,7 @@ cmd_bench() {
   bench_silver
   bench_gold
   bench_s3
+  bench_freshness
 }
 
 # The local stack (jobs/stack/stack.sh): PostgreSQL, Kafka (tansu), S3 (SeaweedFS), Glue (moto).
@@ -309,7 +326,7 @@ cmd_bench() {
 cmd_stop() {
   local f pid name
   # Writers first (ingest commits its open batch on SIGTERM), then what they write to.
-  for name in transform ingest debezium kafka glue s3; do
+  for name in silver gold ingest debezium kafka glue s3; do
     f="$STACK/$name.pid"
     [ -f "$f" ] || continue
     pid="$(cat "$f")"

@@ -183,25 +183,30 @@ stack_medallion() {
   "$CARGO_TARGET_DIR/debug/medallion" "$@"
 }
 
-# Every stage continuously: ingest --follow, and silver then gold every PIPELINE_INTERVAL s.
+# Every stage continuously: ingest --follow; silver every PIPELINE_SILVER_EVERY (1) s; gold
+# every PIPELINE_GOLD_EVERY (10) s, beside silver (it reads silver's committed snapshots).
 stack_pipeline() {
   eval "$(stack_env)"
   (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null || die "the stack is not running: ./run.sh start"
-  cargo_ build --quiet --bin medallion
-  local bin="$CARGO_TARGET_DIR/debug/medallion" every="${PIPELINE_INTERVAL:-2}"
+  # PIPELINE_PROFILE=release runs an optimized build (what production runs; the benchmark's).
+  local profile="${PIPELINE_PROFILE:-debug}"
+  if [ "$profile" = release ]; then cargo_ build --quiet --release --bin medallion; else cargo_ build --quiet --bin medallion; fi
+  local bin="$CARGO_TARGET_DIR/$profile/medallion"
   if [ -f "$STACK/ingest.pid" ] && kill -0 "$(cat "$STACK/ingest.pid")" 2>/dev/null; then
-    say "the pipeline is running (logs: $STACK/ingest.log, $STACK/transform.log)"
+    say "the pipeline is running (logs: $STACK/{ingest,silver,gold}.log)"
     return
   fi
   say "starting ingest --follow (log: $STACK/ingest.log)"
   (exec "$bin" ingest --follow) >"$STACK/ingest.log" 2>&1 9>&- &
   echo $! >"$STACK/ingest.pid"
-  say "starting silver + gold every ${every}s (log: $STACK/transform.log)"
-  (while true; do
-    "$bin" --log warn silver && "$bin" --log warn gold
-    sleep "$every"
-  done) >"$STACK/transform.log" 2>&1 9>&- &
-  echo $! >"$STACK/transform.pid"
+  say "starting silver every ${PIPELINE_SILVER_EVERY:-1}s (log: $STACK/silver.log)"
+  (while true; do "$bin" --log warn silver; sleep "${PIPELINE_SILVER_EVERY:-1}"; done) \
+    >"$STACK/silver.log" 2>&1 9>&- &
+  echo $! >"$STACK/silver.pid"
+  say "starting gold every ${PIPELINE_GOLD_EVERY:-10}s (log: $STACK/gold.log)"
+  (while true; do "$bin" --log warn gold; sleep "${PIPELINE_GOLD_EVERY:-10}"; done) \
+    >"$STACK/gold.log" 2>&1 9>&- &
+  echo $! >"$STACK/gold.pid"
   say "the pipeline runs until ./run.sh stop"
 }
 
@@ -215,7 +220,7 @@ stack_status() {
       printf '  %-10s down  (./run.sh start)\n' "${name%%:*}"
     fi
   done
-  for name in debezium ingest transform; do
+  for name in debezium ingest silver gold; do
     if [ -f "$STACK/$name.pid" ] && kill -0 "$(cat "$STACK/$name.pid")" 2>/dev/null; then
       printf '  %-10s up    %s\n' "$name" "$(tail -n 1 "$STACK/$name.log" 2>/dev/null | cut -c1-100)"
     else
@@ -230,6 +235,6 @@ stack_logs() {
     for f in "$STACK"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 5 "$f"; }; done
     return
   fi
-  [ -f "$STACK/$name.log" ] || die "no log $STACK/$name.log (postgres, kafka, s3, glue, debezium, ingest, transform)"
+  [ -f "$STACK/$name.log" ] || die "no log $STACK/$name.log (postgres, kafka, s3, glue, debezium, ingest, silver, gold)"
   tail -n "${LINES:-50}" "$STACK/$name.log"
 }

@@ -38,6 +38,9 @@ Usage: ./run.sh COMMAND
   check-terraform
            parse terraform/ (python-hcl2) and run checkov: no failed check, every
            suppression justified inline
+  check-compose
+           validate docker-compose.yml (docker-compose config, installed with apt if missing),
+           jobs/docker.toml, and that its Debezium connector matches the local stack's
   bench    benchmarks: file -> bronze and Kafka -> bronze throughput and peak memory
            (BENCH_RECORDS=1000000); bronze -> silver against Polars and DuckDB, and cost
            per change on a small and a large silver table (BENCH_SILVER_EVENTS=10000000,
@@ -252,6 +255,24 @@ cmd_check_terraform() {
   terraform/check.sh
 }
 
+# docker-compose.yml without a Docker engine: `docker-compose config` (Debian's docker-compose),
+# jobs/docker.toml loads, and its connector matches the local stack's.
+cmd_check_compose() {
+  if ! command -v docker-compose >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+      || die "docker-compose is missing: install Debian's docker-compose package"
+    say "installing docker-compose (apt)"
+    mkdir -p "$ROOT/.medallion"
+    (apt-get install -y -qq docker-compose || { apt-get update -qq && apt-get install -y -qq docker-compose; }) \
+      >"$ROOT/.medallion/apt-compose.log" 2>&1 || die "apt-get install docker-compose failed; see $ROOT/.medallion/apt-compose.log"
+  fi
+  say "docker-compose config"
+  docker-compose config -q
+  cargo_ build --quiet --bin medallion
+  "$CARGO_TARGET_DIR/debug/medallion" --config jobs/docker.toml config >/dev/null
+  python3 jobs/docker/check.py
+}
+
 cmd_lint() {
   use_fast_linker
   cargo fmt --all -- --check
@@ -360,6 +381,7 @@ main() {
     test-services) cmd_test_services "$@" ;;
     lint) cmd_lint "$@" ;;
     check-terraform) cmd_check_terraform "$@" ;;
+    check-compose) cmd_check_compose "$@" ;;
     bench) cmd_bench "$@" ;;
     clean) cmd_clean "$@" ;;
     start) stack_start "$@" ;;

@@ -62,6 +62,10 @@ Usage: ./run.sh COMMAND
   test-cdc the whole CDC test on the local stack (started if needed): changes in PostgreSQL,
            including deletes and an ADD COLUMN, reach silver equal to SELECT * of each table
            (read with PyIceberg), and gold is rebuilt from them; part of `test`
+  test-airflow
+           the Airflow DAG (airflow/dags/cdc_pipeline_dag.py) with real Apache Airflow 2.10.5
+           in .medallion/airflow-venv: DagBag import test, then `airflow dags test` end to end
+           on the local stack (started if needed); run by CI
   load     a workload on PostgreSQL: inserts, updates and deletes, one transaction each
            (--rate 20 per second, --changes N or --seconds S, else until Ctrl-C)
   ingest, silver, gold [ARGS]
@@ -388,6 +392,7 @@ main() {
     connectors) stack_connectors "$@" ;;
     load) stack_load "$@" ;;
     test-cdc) stack_test "$@" ;;
+    test-airflow) stack_test_airflow "$@" ;;
     ingest|silver|gold) stack_medallion "$cmd" "$@" ;;
     pipeline) stack_pipeline "$@" ;;
     status) stack_status "$@" ;;

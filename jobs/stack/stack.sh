@@ -238,3 +238,15 @@ stack_logs() {
   [ -f "$STACK/$name.log" ] || die "no log $STACK/$name.log (postgres, kafka, s3, glue, debezium, ingest, silver, gold)"
   tail -n "${LINES:-50}" "$STACK/$name.log"
 }
+
+# The Airflow DAG with real Airflow (airflow/test_dag.sh): DagBag import test, then `airflow dags
+# test` end to end on the local stack (started if needed, stopped after if so).
+stack_test_airflow() {
+  local was_running=0
+  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && was_running=1
+  [ "$was_running" = 1 ] || trap 'cmd_stop' EXIT
+  stack_start
+  stack_connectors
+  cargo_ build --quiet --bin medallion
+  "$ROOT/airflow/test_dag.sh"
+}

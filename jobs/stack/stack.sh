@@ -67,6 +67,9 @@ CONF
   if as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     say "PostgreSQL is running on 127.0.0.1:$PG_PORT"
   else
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PG_PORT") 2>/dev/null; then
+      die "port $PG_PORT is taken by another process ($(ss -Hltnp "sport = :$PG_PORT" 2>/dev/null | grep -o 'users:.*' || echo 'see ss -ltnp')); stop it or choose another port with MEDALLION_PG_PORT"
+    fi
     say "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $log)"
     touch "$log"; [ "$(id -u)" = 0 ] && chown postgres "$log"
     as_pg "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 start >/dev/null \

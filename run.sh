@@ -152,11 +152,14 @@ export AWS_REGION=us-east-1
 ENV
 }
 
+# Whether something accepts connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # Waits until a TCP port on 127.0.0.1 accepts connections; names the service and its log if not.
 wait_port() {
   local name="$1" port="$2" log="$3" pid="$4"
   for _ in $(seq 1 120); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if port_open "$port"; then return 0; fi
     kill -0 "$pid" 2>/dev/null || die "$name exited while starting; see $log"
     sleep 0.5
   done
@@ -177,7 +180,7 @@ test_services_start() {
   # SeaweedFS's gRPC ports are its HTTP ports + 10000.
   for port in "$b" $((b + 1)) $((b + 2)) $((b + 3)) $((b + 4)) $((b + 10)) \
     $((b + 10000)) $((b + 10001)) $((b + 10002)) $((b + 10003)) $((b + 10004)); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if port_open "$port"; then
       die "port $port is already in use (another ./run.sh test?); pick other ports with MEDALLION_TEST_PORT_BASE"
     fi
   done

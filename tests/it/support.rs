@@ -202,6 +202,41 @@ path_style = true
         )
     }
 
+    /// Generated events (`medallion generate --keys K --events N --seed S`) cut into `rounds`
+    /// Kafka-dump files of about equal size, in order: each round's changes.
+    pub fn generated_rounds(
+        &self,
+        keys: u32,
+        events: u32,
+        seed: u32,
+        rounds: usize,
+    ) -> Vec<PathBuf> {
+        let all = self.root().join("events.jsonl");
+        let (code, _, err) = self.run(&[
+            "generate",
+            "--keys",
+            &keys.to_string(),
+            "--events",
+            &events.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+            all.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let text = std::fs::read_to_string(&all).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .chunks(lines.len().div_ceil(rounds))
+            .enumerate()
+            .map(|(round, part)| {
+                let file = self.root().join(format!("part{round}.jsonl"));
+                std::fs::write(&file, part.join("\n") + "\n").unwrap();
+                file
+            })
+            .collect()
+    }
+
     /// The namespace of a layer (`bronze`, `silver`, `gold`).
     pub fn ns(&self, layer: &str) -> String {
         format!("{}_{layer}", self.prefix)

@@ -50,7 +50,9 @@ Usage: ./run.sh COMMAND
            stage on the embedded default vs S3 + Glue (BENCH_S3_EVENTS=1000000);
            freshness on the local stack: PostgreSQL commit -> visible in silver with
            `./run.sh pipeline` running (BENCH_FRESHNESS_CHANGES=1000, BENCH_FRESHNESS_RATE=20);
-           `./run.sh bench silver`, `gold`, `s3` or `freshness` runs only that one
+           a silver run on a table with ~1,000 delete files vs after compaction
+           (BENCH_MAINTAIN_KEYS=200000, BENCH_MAINTAIN_CHANGES=60000, BENCH_MAINTAIN_ROUNDS=1000);
+           `./run.sh bench silver`, `gold`, `s3`, `freshness` or `maintain` runs only that one
   start    the local stack on 127.0.0.1, installing what is missing: PostgreSQL 15 with
            logical decoding (database `shop` from sql/init.sql, port MEDALLION_PG_PORT=55432),
            Kafka (tansu, data kept in S3, MEDALLION_KAFKA_PORT=9092), S3 (SeaweedFS,
@@ -312,6 +314,13 @@ bench_s3() {
   benches/s3.sh "$CARGO_TARGET_DIR/release/medallion" "$VENV/bin/python" "${BENCH_S3_EVENTS:-1000000}"
 }
 
+bench_maintain() {
+  say "maintenance benchmark (release build): silver on ~${BENCH_MAINTAIN_ROUNDS:-1000} delete files vs compacted"
+  cargo_ build --release --bin medallion
+  benches/maintain.sh "$CARGO_TARGET_DIR/release/medallion" "$VENV/bin/python" \
+    "${BENCH_MAINTAIN_KEYS:-200000}" "${BENCH_MAINTAIN_CHANGES:-60000}" "${BENCH_MAINTAIN_ROUNDS:-1000}"
+}
+
 # Freshness on the local stack: commit in PostgreSQL -> visible in silver, continuous pipeline.
 bench_freshness() {
   stack_start
@@ -332,8 +341,9 @@ cmd_bench() {
     gold) bench_gold; return ;;
     s3) bench_s3; return ;;
     freshness) bench_freshness; return ;;
+    maintain) bench_maintain; return ;;
     "") ;;
-    *) die "unknown benchmark: $1 (silver, gold, s3, freshness, or none for all)" ;;
+    *) die "unknown benchmark: $1 (silver, gold, s3, freshness, maintain, or none for all)" ;;
   esac
   local n="${BENCH_RECORDS:-1000000}"
   say "file -> bronze benchmark, $n records of ~1 KB (release build)"
@@ -345,6 +355,7 @@ cmd_bench() {
   bench_silver
   bench_gold
   bench_s3
+  bench_maintain
   bench_freshness
 }
 

@@ -17,6 +17,7 @@ use crate::config::{Config, SourceKind};
 use crate::error::{Error, Result};
 use crate::gold;
 use crate::lake::Lake;
+use crate::maintain;
 use crate::metrics::Metrics;
 use crate::query::{self, Format};
 use crate::silver;
@@ -24,6 +25,7 @@ use crate::source::SourceItem;
 use crate::source::file::DumpReader;
 use crate::source::generate::{GenerateOptions, Generator};
 use crate::source::produce::{self, KafkaSink};
+use crate::units::HumanDuration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -124,7 +126,36 @@ pub enum Command {
     /// builds the gold models of sql/gold, and prints each layer, the data-quality summary and
     /// one user's versions. Needs no service.
     Demo(DemoArgs),
-    /// List every table: snapshots, rows, files, last commit and recorded source offsets.
+    /// Keep tables fast and small: compaction, snapshot expiry and orphan-file cleanup.
+    ///
+    /// Without --compact, --expire or --remove-orphans (or their options) it does all three,
+    /// with each layer's defaults from `[maintain.bronze]`, `[maintain.silver]` and
+    /// `[maintain.gold]` in the job config; `medallion tables` shows when it is due.
+    ///
+    ///   compact         rewrites a partition's small data files (below small_file_size, by
+    ///                   default 3/4 of the layer's target_file_size) once there are
+    ///                   min_input_files of them, and files with 20% or more rows deleted, into
+    ///                   files of target_file_size; folds position deletes into them and merges
+    ///                   the partition's delete files into at most one, and the manifests. Safe
+    ///                   while ingest and silver run: their commits are never lost (deletes that
+    ///                   land on rewritten rows meanwhile are moved to the new files).
+    ///   expire          removes snapshots older than expire_older_than, keeping the newest
+    ///                   retain_last, then deletes the files only they referenced. Never removes
+    ///                   the current snapshot (it holds the Kafka offsets ingest resumes from),
+    ///                   the bronze snapshot silver last applied, or the snapshots the last gold
+    ///                   builds read (so they stay incremental).
+    ///   remove-orphans  deletes files under a table's folder that no snapshot references
+    ///                   (crashed or lost commits) once older than remove_orphans_older_than;
+    ///                   keep that above the longest commit of any job (default 3 days).
+    ///
+    /// Bronze compaction only rewrites files silver has already applied, and silver tombstones
+    /// younger than silver.delete_retention are kept. Ends with a report per table (files,
+    /// small files, delete files, manifests and snapshots before and after); exits 1 if any
+    /// table failed (the others are still maintained).
+    #[command(verbatim_doc_comment)]
+    Maintain(MaintainArgs),
+    /// List every table: snapshots, rows, files (small ones and delete files too, to see when
+    /// `medallion maintain` is due), last commit and recorded source offsets.
     Tables(TablesArgs),
     /// Run SQL over all layers (DataFusion), e.g. `SELECT op, count(*) FROM bronze.users GROUP BY op`.
     ///
@@ -252,6 +283,37 @@ pub struct DqArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// Only this table: `orders` (in every layer) or `silver.orders`.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Only this layer: bronze, silver or gold.
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Compact small files and files thinned by deletes.
+    #[arg(long)]
+    pub compact: bool,
+    /// Expire snapshots with each layer's defaults.
+    #[arg(long)]
+    pub expire: bool,
+    /// Expire snapshots older than this (e.g. 12h, 3d) instead of the layer's default.
+    #[arg(long, value_name = "DURATION")]
+    pub expire_older_than: Option<HumanDuration>,
+    /// When expiring, keep at least the newest N snapshots instead of the layer's default.
+    #[arg(long, value_name = "N")]
+    pub retain_last: Option<usize>,
+    /// Delete unreferenced files with each layer's default age.
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Delete unreferenced files older than this (e.g. 3d) instead of the layer's default.
+    #[arg(long, value_name = "DURATION")]
+    pub remove_orphans_older_than: Option<HumanDuration>,
+    /// Say which snapshots and files would go; change nothing (compaction does not run).
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct TablesArgs {
     /// Only this layer: bronze, silver or gold.
     #[arg(long)]
@@ -347,6 +409,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             let config = Config::load(&cli.config)?;
             let lake = Lake::open(&config)?;
             print_dq(&lake, &config, &a).await
+        }
+        Command::Maintain(a) => {
+            let config = Config::load(&cli.config)?;
+            let lake = Lake::open(&config)?;
+            run_maintain(&lake, &config, &a).await
         }
         Command::Tables(a) => {
             let config = Config::load(&cli.config)?;
@@ -878,6 +945,154 @@ fn generate(a: &GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs `medallion maintain` and prints its report.
+pub async fn run_maintain(lake: &Lake, config: &Config, a: &MaintainArgs) -> Result<()> {
+    let layer = match a.layer.as_deref() {
+        None => None,
+        Some(l) => Some(
+            maintain::Layer::parse(l)
+                .ok_or_else(|| Error::Usage(format!("--layer {l}: use bronze, silver or gold")))?,
+        ),
+    };
+    let expire = a.expire || a.expire_older_than.is_some() || a.retain_last.is_some();
+    let orphans = a.remove_orphans || a.remove_orphans_older_than.is_some();
+    let everything = !(a.compact || expire || orphans);
+    let options = maintain::Options {
+        layer,
+        table: a.table.clone(),
+        compact: a.compact || everything,
+        expire: expire || everything,
+        remove_orphans: orphans || everything,
+        expire_older_than: a.expire_older_than.map(|d| d.0),
+        retain_last: a.retain_last,
+        orphans_older_than: a.remove_orphans_older_than.map(|d| d.0),
+        dry_run: a.dry_run,
+    };
+    if let Some(age) = options.orphans_older_than
+        && age < std::time::Duration::from_secs(3600)
+    {
+        tracing::warn!(
+            "--remove-orphans-older-than {}: files of a commit still in flight may be deleted; use an age this short only while no job writes",
+            HumanDuration(age)
+        );
+    }
+    let reports = maintain::run(lake, config, &options).await?;
+    let mut out = std::io::stdout().lock();
+    let failed = print_maintenance(&mut out, &reports, a.dry_run).map_err(|source| Error::Io {
+        what: "write to stdout".into(),
+        source,
+    })?;
+    if failed > 0 {
+        return Err(Error::Maintenance {
+            failed,
+            tables: reports.len(),
+        });
+    }
+    Ok(())
+}
+
+fn print_maintenance(
+    out: &mut impl Write,
+    reports: &[maintain::TableReport],
+    dry_run: bool,
+) -> std::io::Result<usize> {
+    let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
+    let mut failed = 0;
+    let mut layer = None;
+    for r in reports {
+        if layer != Some(r.layer) {
+            layer = Some(r.layer);
+            writeln!(out, "{} ({})", r.layer.as_str(), r.table.namespace)?;
+        }
+        let (b, f) = (&r.before, &r.after);
+        writeln!(
+            out,
+            "  {:<32} data files {} → {} (small {} → {}), delete files {} → {}, manifests {} → {}, snapshots {} → {}  [{:.1} s]",
+            r.table.table,
+            b.data_files,
+            f.data_files,
+            b.small_files,
+            f.small_files,
+            b.delete_files,
+            f.delete_files,
+            b.manifests,
+            f.manifests,
+            b.snapshots,
+            f.snapshots,
+            r.elapsed.as_secs_f64()
+        )?;
+        if let Some(c) = &r.compact {
+            if c.partitions > 0 {
+                writeln!(
+                    out,
+                    "  {:<32} compacted {} partition(s): {} data files → {}, {} delete files → {}, {} deleted rows dropped, {} deletes moved onto new files; read {}, wrote {}",
+                    "",
+                    c.partitions,
+                    c.data_files_rewritten,
+                    c.data_files_written,
+                    c.delete_files_removed,
+                    c.delete_files_written,
+                    c.rows_dropped,
+                    c.deletes_rebased,
+                    mb(c.bytes_read),
+                    mb(c.bytes_written)
+                )?;
+            }
+            for s in &c.skipped {
+                writeln!(out, "  {:<32} not compacted: {s}", "")?;
+            }
+        }
+        if let Some(e) = &r.expire
+            && (e.snapshots_expired > 0 || e.snapshots_protected > 0)
+        {
+            writeln!(
+                out,
+                "  {:<32} {} {} of {} snapshots ({} kept for readers), {} {} files{}",
+                "",
+                if dry_run { "would expire" } else { "expired" },
+                e.snapshots_expired,
+                e.snapshots_before,
+                e.snapshots_protected,
+                if dry_run { "would delete" } else { "deleted" },
+                e.files_deleted,
+                if dry_run {
+                    String::new()
+                } else {
+                    format!(" ({})", mb(e.bytes_deleted))
+                }
+            )?;
+        }
+        if let Some(o) = &r.orphans
+            && o.orphans > 0
+        {
+            writeln!(
+                out,
+                "  {:<32} {} orphan files: {} {}{}, {} too young to touch",
+                "",
+                o.orphans,
+                if dry_run { "would delete" } else { "deleted" },
+                o.files_deleted,
+                if dry_run {
+                    String::new()
+                } else {
+                    format!(" ({})", mb(o.bytes_deleted))
+                },
+                o.too_young
+            )?;
+            if dry_run {
+                for p in &o.paths {
+                    writeln!(out, "  {:<32}   {p}", "")?;
+                }
+            }
+        }
+        if let Some(e) = &r.error {
+            failed += 1;
+            writeln!(out, "  {:<32} FAILED: {e}", "")?;
+        }
+    }
+    Ok(failed)
+}
+
 /// Prints every table of the selected layers.
 pub async fn print_tables(lake: &Lake, config: &Config, layer: Option<&str>) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -914,15 +1129,20 @@ pub async fn print_tables(lake: &Lake, config: &Config, layer: Option<&str>) -> 
             // live row is deleted at most once).
             let num = |k: &str| prop(k).parse::<u64>().unwrap_or(0);
             let live = num("total-records").saturating_sub(num("total-position-deletes"));
-            let deletes = match num("total-delete-files") {
-                0 => String::new(),
-                n => format!("  delete files {n:>4}"),
-            };
+            let layer = maintain::Layer::parse(alias).unwrap_or(maintain::Layer::Gold);
+            let stats = maintain::FileStats::of(&t, layer.small_file_size(config)).await?;
+            let due = stats.small_files >= layer.settings(config).min_input_files
+                || stats.delete_files >= 2
+                || stats.manifests >= 100;
             writeln!(
                 out,
-                "  {table:<32} snapshots {:>5}  rows {live:>10}  files {:>5}{deletes}  last commit {last}",
+                "  {table:<32} snapshots {:>5}  rows {live:>10}  files {:>5} (small {:>5})  delete files {:>4}  manifests {:>4}  last commit {last}{}",
                 md.snapshots().count(),
-                prop("total-data-files"),
+                stats.data_files,
+                stats.small_files,
+                stats.delete_files,
+                stats.manifests,
+                if due { "  (maintenance due)" } else { "" },
             )
             .map_err(io)?;
             if let Some(w) = t.summary_property(crate::silver::BRONZE_WATERMARK)

@@ -87,6 +87,8 @@ pub struct Config {
     pub gold: GoldConfig,
     #[serde(default)]
     pub retry: RetryConfig,
+    #[serde(default)]
+    pub maintain: MaintainConfig,
     /// Where the config file was read from (set by [`Config::load`]). Relative paths in the
     /// file are relative to the working directory, as for every command-line tool.
     #[serde(skip)]
@@ -410,6 +412,66 @@ pub struct SilverConfig {
     pub tables: BTreeMap<String, SilverTableConfig>,
 }
 
+/// Table maintenance (`medallion maintain`): what it does to each layer when the command line
+/// does not say otherwise.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintainConfig {
+    #[serde(default)]
+    pub bronze: MaintainLayer,
+    #[serde(default)]
+    pub silver: MaintainLayer,
+    #[serde(default)]
+    pub gold: MaintainLayer,
+}
+
+/// Maintenance of one layer's tables. Compaction writes files of the layer's
+/// `target_file_size`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintainLayer {
+    /// Data files below this size are small (default: three quarters of the layer's
+    /// `target_file_size`).
+    #[serde(default)]
+    pub small_file_size: Option<ByteSize>,
+    /// Compact a partition once it has this many small files; a file with position deletes
+    /// is always rewritten (its deleted rows dropped).
+    #[serde(default = "default_min_input_files")]
+    pub min_input_files: usize,
+    /// Expire snapshots older than this (time travel reaches back this far)…
+    #[serde(default = "default_maintain_age")]
+    pub expire_older_than: HumanDuration,
+    /// …but keep at least this many of the newest.
+    #[serde(default = "default_retain_last")]
+    pub retain_last: usize,
+    /// Delete files under a table's folder that no snapshot references once they are this
+    /// old (younger ones may belong to a commit in flight).
+    #[serde(default = "default_maintain_age")]
+    pub remove_orphans_older_than: HumanDuration,
+}
+
+impl Default for MaintainLayer {
+    fn default() -> Self {
+        MaintainLayer {
+            small_file_size: None,
+            min_input_files: default_min_input_files(),
+            expire_older_than: default_maintain_age(),
+            retain_last: default_retain_last(),
+            remove_orphans_older_than: default_maintain_age(),
+        }
+    }
+}
+
+fn default_min_input_files() -> usize {
+    5
+}
+fn default_retain_last() -> usize {
+    10
+}
+fn default_maintain_age() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3 * 86_400))
+}
+
 /// Gold: SQL models over silver, materialized as tables.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -682,6 +744,24 @@ impl Config {
                 "namespaces",
                 "bronze, silver and gold must be three different names",
             ));
+        }
+        for (layer, m) in [
+            ("bronze", &self.maintain.bronze),
+            ("silver", &self.maintain.silver),
+            ("gold", &self.maintain.gold),
+        ] {
+            if m.min_input_files < 2 {
+                return Err(invalid(
+                    format!("maintain.{layer}.min_input_files"),
+                    "must be at least 2 (rewriting one small file into one small file gains nothing)",
+                ));
+            }
+            if m.retain_last < 1 {
+                return Err(invalid(
+                    format!("maintain.{layer}.retain_last"),
+                    "must be at least 1 (the current snapshot is always kept)",
+                ));
+            }
         }
         match self.source.kind {
             SourceKind::File => {

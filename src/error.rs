@@ -38,6 +38,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    #[error(
+        "maintenance failed on {failed} of {tables} tables (each one's error is in the report above)"
+    )]
+    Maintenance { failed: usize, tables: usize },
 }
 
 impl Error {

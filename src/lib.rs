@@ -8,7 +8,9 @@
 //! current state per primary key) and gold (SQL models) build on bronze. [`lake`] owns our
 //! Iceberg commits on top of the `iceberg` crate's manifest and metadata writers; [`catalog`]
 //! keeps the pointer to each table's current metadata (embedded sqlite, or AWS Glue) and moves it
-//! only with a compare-and-swap.
+//! only with a compare-and-swap. [`maintain`] keeps every layer's tables fast and small:
+//! compaction, snapshot expiry and orphan-file cleanup, keeping what restarts and incremental
+//! readers need.
 
 pub mod aws;
 pub mod bronze;
@@ -18,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod gold;
 pub mod lake;
+pub mod maintain;
 pub mod metrics;
 pub mod query;
 pub mod silver;

@@ -66,27 +66,35 @@ pub struct Committer {
     dlq_topic: Option<Arc<DlqTopic>>,
 }
 
-impl Committer {
-    pub fn new(lake: Lake, namespace: &str, config: &BronzeConfig, metrics: Metrics) -> Self {
-        let compression =
-            parse_compression(&config.compression).expect("validated with the config");
-        let base = || {
+/// Parquet settings of bronze data files (or of the DLQ table's).
+pub fn file_properties(config: &BronzeConfig, dlq: bool) -> WriterProperties {
+    let compression = parse_compression(&config.compression).expect("validated with the config");
+    // Raw key and value text is unique per row: dictionaries and statistics on it cost time and
+    // buy nothing.
+    let raw: &[&str] = if dlq {
+        &["raw_key", "raw_value", "reason"]
+    } else {
+        &["record_key", "record_value"]
+    };
+    raw.iter()
+        .fold(
             WriterProperties::builder()
                 .set_compression(compression)
-                .set_max_row_group_row_count(Some(128 * 1024))
-        };
-        // Raw key and value text is unique per row: dictionaries and statistics on it cost time
-        // and buy nothing.
-        let raw = |b: parquet::file::properties::WriterPropertiesBuilder, cols: &[&str]| {
-            cols.iter().fold(b, |b, c| {
+                .set_max_row_group_row_count(Some(128 * 1024)),
+            |b, c| {
                 let path = ColumnPath::from(*c);
                 b.set_column_dictionary_enabled(path.clone(), false)
                     .set_column_statistics_enabled(path, EnabledStatistics::None)
-            })
-        };
+            },
+        )
+        .build()
+}
+
+impl Committer {
+    pub fn new(lake: Lake, namespace: &str, config: &BronzeConfig, metrics: Metrics) -> Self {
         Committer {
-            props_data: raw(base(), &["record_key", "record_value"]).build(),
-            props_dlq: raw(base(), &["raw_key", "raw_value", "reason"]).build(),
+            props_data: file_properties(config, false),
+            props_dlq: file_properties(config, true),
             lake,
             namespace: namespace.to_string(),
             config: config.clone(),

@@ -25,6 +25,15 @@ use futures::StreamExt;
 use iceberg::spec::{Schema, UnboundPartitionSpec};
 use parquet::file::properties::WriterProperties;
 
+/// Parquet settings of gold data files.
+pub fn file_properties(config: &Config) -> WriterProperties {
+    let compression =
+        crate::bronze::writer::parse_compression(&config.gold.compression).expect("validated");
+    WriterProperties::builder()
+        .set_compression(compression)
+        .build()
+}
+
 use crate::catalog::TableName;
 use crate::config::Config;
 use crate::lake::commit::planned_spec;
@@ -521,11 +530,7 @@ async fn build_once(
             (removed, how)
         }
     };
-    let compression =
-        crate::bronze::writer::parse_compression(&config.gold.compression).expect("validated");
-    let props = WriterProperties::builder()
-        .set_compression(compression)
-        .build();
+    let props = file_properties(config);
     let data = crate::lake::write_partitioned(
         lake,
         &table,

@@ -14,14 +14,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use iceberg::MetadataLocation;
 use iceberg::spec::{
-    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile,
+    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestEntryRef, ManifestFile,
     ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation,
     PartitionSpecRef, Schema, SchemaRef, Snapshot, SnapshotSummaryCollector, Summary,
-    UnboundPartitionSpec,
+    TableMetadataBuilder, UnboundPartitionSpec,
 };
 use std::str::FromStr;
 
 use super::{Lake, LakeError, LakeTable, Result, SUMMARY_PREFIX};
+use crate::catalog::TableName;
 
 /// What one snapshot changes in a table.
 #[derive(Debug, Clone)]
@@ -43,6 +44,14 @@ pub struct Change {
     /// Snapshot summary properties to set (our `medallion.` keys); other `medallion.` keys are
     /// carried over from the parent snapshot.
     pub summary: BTreeMap<String, String>,
+    /// The data sequence number of the added data files, when not the new snapshot's: a
+    /// compaction gives its files the newest of the files they replace, so readers that track
+    /// sequence numbers (silver reading bronze) see nothing new, and delete files added since
+    /// still apply (as Java's `RewriteFiles.dataSequenceNumber`).
+    pub data_sequence_number: Option<i64>,
+    /// Rewrite every manifest of the parent into one per content and partition spec (live
+    /// entries as EXISTING), instead of carrying them over one by one.
+    pub merge_manifests: bool,
 }
 
 impl Change {
@@ -57,6 +66,8 @@ impl Change {
             partition_spec: None,
             properties: HashMap::new(),
             summary,
+            data_sequence_number: None,
+            merge_manifests: false,
         }
     }
 
@@ -87,6 +98,8 @@ impl Change {
             partition_spec: None,
             properties: HashMap::new(),
             summary,
+            data_sequence_number: None,
+            merge_manifests: false,
         }
     }
 
@@ -102,6 +115,15 @@ impl Change {
 
     pub fn with_properties(mut self, properties: HashMap<String, String>) -> Self {
         self.properties = properties;
+        self
+    }
+
+    /// A rewrite of existing rows (compaction): the operation is `replace`, the added data
+    /// files keep `data_sequence_number`, and the manifests are merged.
+    pub fn replace(mut self, data_sequence_number: i64) -> Self {
+        self.operation = Operation::Replace;
+        self.data_sequence_number = Some(data_sequence_number);
+        self.merge_manifests = true;
         self
     }
 }
@@ -128,6 +150,10 @@ const MORE_TOTALS: [(&str, &str, &str); 2] = [
         "removed-equality-deletes",
     ),
 ];
+
+/// When set in the environment, a commit aborts the process right before moving the catalog
+/// pointer: a crash that leaves every file of the commit behind (for crash-recovery tests).
+pub const CRASH_BEFORE_SWAP: &str = "MEDALLION_CRASH_BEFORE_SWAP";
 
 /// Commits `change` on top of `table` as loaded. Fails with a catalog conflict if another writer
 /// committed since `table` was loaded; the files written for this attempt are then unreferenced
@@ -205,10 +231,18 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
     };
 
     let mut collector = SnapshotSummaryCollector::default();
-    if !change.removed_files.is_empty() {
+    if change.removed_files.is_empty() && !change.merge_manifests {
+        // A manifest whose files were all removed before the parent is of no use to anyone.
+        manifests.retain(|m| m.has_added_files() || m.has_existing_files());
+    } else {
         let mut found = HashSet::new();
         let mut kept = Vec::with_capacity(manifests.len());
+        // With `merge_manifests`: the entries of every manifest, per content and spec.
+        let mut merged: BTreeMap<(bool, i32), Vec<(ManifestEntryRef, bool)>> = BTreeMap::new();
         for (i, manifest) in manifests.into_iter().enumerate() {
+            if !manifest.has_added_files() && !manifest.has_existing_files() {
+                continue;
+            }
             let loaded = manifest
                 .load_manifest(file_io)
                 .await
@@ -220,43 +254,54 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
                 .entries()
                 .iter()
                 .any(|e| e.is_alive() && change.removed_files.contains(e.file_path()));
-            if !hit {
+            if !hit && !change.merge_manifests {
                 kept.push(manifest);
                 continue;
             }
-            let path = format!("{location}/metadata/{commit_id}-r{i}.avro");
             let its_spec = spec_of(&manifest)?;
-            let mut writer = new_manifest(&path, manifest.content, &old_schema, &its_spec)?;
-            let ice = |what: &str| LakeError::iceberg(name, format!("{what} in {path}"));
-            for e in loaded.entries() {
-                if e.status() == ManifestStatus::Deleted {
-                    continue;
-                }
-                let seq = e.sequence_number().unwrap_or(0);
-                let file_seq = e.file_sequence_number.or(Some(seq));
-                if change.removed_files.contains(e.file_path()) {
-                    found.insert(e.file_path().to_string());
-                    collector.remove_file(e.data_file(), old_schema.clone(), its_spec.clone());
-                    writer
-                        .add_delete_file(e.data_file().clone(), seq, file_seq)
-                        .map_err(ice("mark a removed file"))?;
-                } else {
-                    writer
-                        .add_existing_file(
-                            e.data_file().clone(),
-                            e.snapshot_id().unwrap_or(snapshot_id),
-                            seq,
-                            file_seq,
-                        )
-                        .map_err(ice("carry a file"))?;
-                }
+            let entries: Vec<(ManifestEntryRef, bool)> = loaded
+                .entries()
+                .iter()
+                .filter(|e| e.status() != ManifestStatus::Deleted)
+                .map(|e| {
+                    let removed = change.removed_files.contains(e.file_path());
+                    if removed {
+                        found.insert(e.file_path().to_string());
+                        collector.remove_file(e.data_file(), old_schema.clone(), its_spec.clone());
+                    }
+                    (e.clone(), removed)
+                })
+                .collect();
+            if change.merge_manifests {
+                merged
+                    .entry((
+                        manifest.content == ManifestContentType::Deletes,
+                        manifest.partition_spec_id,
+                    ))
+                    .or_default()
+                    .extend(entries);
+                continue;
             }
-            kept.push(
-                writer
-                    .write_manifest_file()
-                    .await
-                    .map_err(LakeError::iceberg(name, format!("write {path}")))?,
-            );
+            let path = format!("{location}/metadata/{commit_id}-r{i}.avro");
+            let writer = new_manifest(&path, manifest.content, &old_schema, &its_spec)?;
+            kept.push(write_entries(name, &path, writer, &entries, snapshot_id).await?);
+        }
+        for (n, ((deletes, spec_id), entries)) in merged.into_iter().enumerate() {
+            let path = format!("{location}/metadata/{commit_id}-g{n}.avro");
+            let its_spec =
+                md.partition_spec_by_id(spec_id)
+                    .cloned()
+                    .ok_or_else(|| LakeError::Invalid {
+                        table: name.to_string(),
+                        message: format!("no partition spec {spec_id} in the metadata"),
+                    })?;
+            let content = if deletes {
+                ManifestContentType::Deletes
+            } else {
+                ManifestContentType::Data
+            };
+            let writer = new_manifest(&path, content, &old_schema, &its_spec)?;
+            kept.push(write_entries(name, &path, writer, &entries, snapshot_id).await?);
         }
         if let Some(missing) = change.removed_files.iter().find(|p| !found.contains(*p)) {
             return Err(LakeError::Stale {
@@ -302,8 +347,12 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
                 });
             }
             collector.add_file(f, schema.clone(), spec.clone());
+            let data_sequence_number = match change.data_sequence_number {
+                Some(n) if !deletes => n,
+                _ => sequence_number,
+            };
             writer
-                .add_file(f.clone(), sequence_number)
+                .add_file(f.clone(), data_sequence_number)
                 .map_err(LakeError::iceberg(name, "add a file to the manifest"))?;
         }
         let manifest = writer
@@ -371,9 +420,37 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
             .set_properties(change.properties)
             .map_err(LakeError::iceberg(name, "set table properties"))?;
     }
-    let new_md = builder
+    let builder = builder
         .set_branch_snapshot(snapshot, "main")
-        .and_then(|b| b.build())
+        .map_err(LakeError::iceberg(name, "add the new snapshot"))?;
+    publish(lake, table, builder).await
+}
+
+/// Commits a change of the table's metadata alone (no new snapshot), e.g. expired snapshots.
+/// Fails with a catalog conflict if another writer committed since `table` was loaded.
+pub(crate) async fn commit_metadata(
+    lake: &Lake,
+    table: &LakeTable,
+    change: impl FnOnce(TableMetadataBuilder) -> iceberg::Result<TableMetadataBuilder>,
+) -> Result<LakeTable> {
+    let builder = table
+        .metadata()
+        .clone()
+        .into_builder(Some(table.pointer.metadata_location.clone()));
+    let builder =
+        change(builder).map_err(LakeError::iceberg(&table.name, "change the metadata"))?;
+    publish(lake, table, builder).await
+}
+
+/// Writes the next metadata file and moves the catalog pointer to it.
+async fn publish(
+    lake: &Lake,
+    table: &LakeTable,
+    builder: TableMetadataBuilder,
+) -> Result<LakeTable> {
+    let name = &table.name;
+    let new_md = builder
+        .build()
         .map_err(LakeError::iceberg(name, "build the new metadata"))?
         .metadata;
     let new_loc = MetadataLocation::from_str(&table.pointer.metadata_location)
@@ -382,9 +459,15 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
         .with_new_metadata(&new_md);
     let new_location = new_loc.to_string();
     new_md
-        .write_to(file_io, &new_loc)
+        .write_to(lake.file_io(), &new_loc)
         .await
         .map_err(LakeError::iceberg(name, format!("write {new_location}")))?;
+    if std::env::var_os(CRASH_BEFORE_SWAP).is_some() {
+        // Tests of crash recovery: die as a killed process would, every file of the commit
+        // written and the table not moved.
+        tracing::error!(table = %name, "{CRASH_BEFORE_SWAP} is set: aborting before the catalog swap");
+        std::process::abort();
+    }
     lake.catalog()
         .swap(name, &table.pointer, &new_location, &new_md)
         .await?;
@@ -397,6 +480,40 @@ pub(crate) async fn commit(lake: &Lake, table: &LakeTable, change: Change) -> Re
         },
         new_md,
     )
+}
+
+/// Writes carried entries into a manifest of the new snapshot: the removed ones (`true`) as
+/// DELETED, the others as EXISTING, each keeping its snapshot id and sequence numbers.
+async fn write_entries(
+    name: &TableName,
+    path: &str,
+    mut writer: ManifestWriter,
+    entries: &[(ManifestEntryRef, bool)],
+    snapshot_id: i64,
+) -> Result<ManifestFile> {
+    let ice = |what: &str| LakeError::iceberg(name, format!("{what} in {path}"));
+    for (e, removed) in entries {
+        let seq = e.sequence_number().unwrap_or(0);
+        let file_seq = e.file_sequence_number.or(Some(seq));
+        if *removed {
+            writer
+                .add_delete_file(e.data_file().clone(), seq, file_seq)
+                .map_err(ice("mark a removed file"))?;
+        } else {
+            writer
+                .add_existing_file(
+                    e.data_file().clone(),
+                    e.snapshot_id().unwrap_or(snapshot_id),
+                    seq,
+                    file_seq,
+                )
+                .map_err(ice("carry a file"))?;
+        }
+    }
+    writer
+        .write_manifest_file()
+        .await
+        .map_err(LakeError::iceberg(name, format!("write {path}")))
 }
 
 /// The partition spec, with its id and field ids, that a commit making `unbound` the default

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::Int64Type;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use iceberg::arrow::RecordBatchPartitionSplitter;
@@ -11,7 +12,7 @@ use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, ManifestStatus, NestedField, PartitionKey,
     PartitionSpecRef, PrimitiveType, Schema, SnapshotRef, Struct, Type,
 };
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, DefaultLocationGenerator,
@@ -32,6 +33,10 @@ pub struct LiveFile {
     pub records: u64,
     /// Data sequence number.
     pub sequence_number: i64,
+    pub size: u64,
+    /// The partition spec it was written with, and its partition.
+    pub spec_id: i32,
+    pub partition: Struct,
 }
 
 /// The live files of the current snapshot whose data sequence number is above `after` (all of
@@ -79,7 +84,59 @@ pub async fn live_files_at(
                 content: e.content_type(),
                 records: e.record_count(),
                 sequence_number,
+                size: e.file_size_in_bytes(),
+                spec_id: m.partition_spec_id,
+                partition: e.data_file().partition().clone(),
             });
+        }
+    }
+    Ok(out)
+}
+
+/// The row positions a position-delete file deletes, per data file path (ascending).
+pub async fn read_position_deletes(
+    table: &LakeTable,
+    path: &str,
+) -> Result<Vec<(String, Vec<i64>)>, LakeError> {
+    let file_io = table.table.file_io();
+    let table = &table.name.to_string();
+    let mut out: Vec<(String, Vec<i64>)> = Vec::new();
+    for b in read_with(file_io, table, path, None).await? {
+        let (Some(p), Some(pos)) = (b.column_by_name("file_path"), b.column_by_name("pos")) else {
+            return Err(LakeError::Invalid {
+                table: table.to_string(),
+                message: format!("{path} is a position-delete file without file_path/pos"),
+            });
+        };
+        let p = arrow::compute::cast(p, &arrow::datatypes::DataType::Utf8).map_err(|e| {
+            LakeError::Invalid {
+                table: table.to_string(),
+                message: format!("{path}: {e}"),
+            }
+        })?;
+        let (Some(p), Some(pos)) = (
+            p.as_string_opt::<i32>(),
+            pos.as_primitive_opt::<Int64Type>(),
+        ) else {
+            return Err(LakeError::Invalid {
+                table: table.to_string(),
+                message: format!("{path}: file_path is not text or pos not a long"),
+            });
+        };
+        // Runs of the same data file (delete files are sorted by path).
+        let mut start = 0;
+        while start < b.num_rows() {
+            let file = p.value(start);
+            let mut end = start + 1;
+            while end < b.num_rows() && p.value(end) == file {
+                end += 1;
+            }
+            let run = &pos.values()[start..end];
+            match out.last_mut() {
+                Some((last, positions)) if last == file => positions.extend_from_slice(run),
+                _ => out.push((file.to_string(), run.to_vec())),
+            }
+            start = end;
         }
     }
     Ok(out)
@@ -93,11 +150,19 @@ pub async fn read_file(
     path: &str,
     positions: Option<&[i64]>,
 ) -> Result<Vec<RecordBatch>, LakeError> {
+    read_with(lake.file_io(), table, path, positions).await
+}
+
+async fn read_with(
+    file_io: &iceberg::io::FileIO,
+    table: &str,
+    path: &str,
+    positions: Option<&[i64]>,
+) -> Result<Vec<RecordBatch>, LakeError> {
     use parquet::arrow::arrow_reader::{
         ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
     };
-    let bytes = lake
-        .file_io()
+    let bytes = file_io
         .new_input(path)
         .map_err(LakeError::iceberg(table, format!("open {path}")))?
         .read()
@@ -240,17 +305,34 @@ pub async fn write_keyed(
 ) -> Result<Vec<DataFile>, LakeError> {
     let name = table.name.to_string();
     let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
-    let rolling = rolling_writer(lake, table, schema, props, target_size, "")?;
-    let mut writer = DataFileWriterBuilder::new(rolling)
-        .build(Some(key))
-        .await
-        .map_err(ice("open a data file"))?;
+    let mut writer = open_data_writer(lake, table, schema, key, props, target_size).await?;
     for b in batches {
         if b.num_rows() > 0 {
             writer.write(b).await.map_err(ice("write a data file"))?;
         }
     }
     writer.close().await.map_err(ice("close a data file"))
+}
+
+/// Data files of one partition being written, rolled at a target size, in the order the rows
+/// come (each file's rows follow the previous file's).
+pub type DataWriter =
+    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+
+/// Opens a [`DataWriter`] for rows of the partition `key` (`write`, then `close` for the files).
+pub async fn open_data_writer(
+    lake: &Lake,
+    table: &LakeTable,
+    schema: Arc<Schema>,
+    key: PartitionKey,
+    props: WriterProperties,
+    target_size: usize,
+) -> Result<DataWriter, LakeError> {
+    let rolling = rolling_writer(lake, table, schema, props, target_size, "")?;
+    DataFileWriterBuilder::new(rolling)
+        .build(Some(key))
+        .await
+        .map_err(LakeError::iceberg(&table.name, "open a data file"))
 }
 
 /// Parquet files under the table's data folder, named `<uuid v7><suffix>-<n>.parquet`, rolled
@@ -287,19 +369,31 @@ fn rolling_writer(
 }
 
 /// Writes one position-delete file for `deletes` (data file path, row position), sorted as the
-/// spec requires.
+/// spec requires, for data files of an unpartitioned table.
 pub async fn write_position_deletes(
+    lake: &Lake,
+    table: &LakeTable,
+    deletes: Vec<(String, i64)>,
+    props: WriterProperties,
+) -> Result<Vec<DataFile>, LakeError> {
+    let spec_id = table.metadata().default_partition_spec_id();
+    write_partition_deletes(lake, table, deletes, props, spec_id, Struct::empty()).await
+}
+
+/// [`write_position_deletes`] for data files of the partition `partition` of spec `spec_id`.
+pub async fn write_partition_deletes(
     lake: &Lake,
     table: &LakeTable,
     mut deletes: Vec<(String, i64)>,
     props: WriterProperties,
+    spec_id: i32,
+    partition: Struct,
 ) -> Result<Vec<DataFile>, LakeError> {
     if deletes.is_empty() {
         return Ok(Vec::new());
     }
     deletes.sort();
     deletes.dedup();
-    let md = table.metadata();
     let name = table.name.to_string();
     let ice = |what: &str| LakeError::iceberg(&name, what.to_string());
     let schema = Arc::new(position_delete_schema());
@@ -331,8 +425,8 @@ pub async fn write_position_deletes(
     let mut out = Vec::new();
     for mut b in w.close().await.map_err(ice("close a delete file"))? {
         b.content(DataContentType::PositionDeletes)
-            .partition(Struct::empty())
-            .partition_spec_id(md.default_partition_spec_id());
+            .partition(partition.clone())
+            .partition_spec_id(spec_id);
         if let Some(r) = &referenced {
             b.referenced_data_file(Some(r.clone()));
         }

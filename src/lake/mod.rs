@@ -28,12 +28,13 @@ use iceberg::table::Table;
 use iceberg::{MetadataLocation, TableCreation};
 
 pub use commit::Change;
+pub use storage::{Listed, Listing};
 
 use crate::catalog::{Catalog, CatalogError, Pointer, TableName};
 use crate::config::Config;
 pub use data::{
-    LiveFile, conform, live_files, live_files_at, read_file, write_data, write_keyed,
-    write_partitioned, write_position_deletes,
+    LiveFile, conform, live_files, live_files_at, read_file, read_position_deletes, write_data,
+    write_keyed, write_partitioned, write_position_deletes,
 };
 
 /// Prefix of our snapshot summary properties.
@@ -114,7 +115,8 @@ impl LakeError {
         }
     }
 
-    fn is_conflict(&self) -> bool {
+    /// Another writer committed first: reload and plan again.
+    pub fn is_conflict(&self) -> bool {
         matches!(
             self,
             LakeError::Catalog(CatalogError::Conflict { .. }) | LakeError::Stale { .. }
@@ -248,15 +250,22 @@ impl Backoff {
 pub struct Lake {
     catalog: Arc<dyn Catalog>,
     file_io: FileIO,
+    listing: Arc<dyn Listing>,
     warehouse: String,
     pub retry: RetryPolicy,
 }
 
 impl Lake {
-    pub fn new(catalog: Arc<dyn Catalog>, file_io: FileIO, warehouse: String) -> Self {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        file_io: FileIO,
+        listing: Arc<dyn Listing>,
+        warehouse: String,
+    ) -> Self {
         Lake {
             catalog,
             file_io,
+            listing,
             warehouse: warehouse.trim_end_matches('/').to_string(),
             retry: RetryPolicy::default(),
         }
@@ -265,8 +274,8 @@ impl Lake {
     /// Opens the catalog and warehouse storage of a configuration.
     pub fn open(config: &Config) -> Result<Self> {
         let catalog = crate::catalog::open(config)?;
-        let (file_io, warehouse) = storage::open(config)?;
-        let mut lake = Lake::new(catalog, file_io, warehouse);
+        let (file_io, warehouse, listing) = storage::open(config)?;
+        let mut lake = Lake::new(catalog, file_io, listing, warehouse);
         lake.retry = RetryPolicy::from_config(&config.retry);
         Ok(lake)
     }
@@ -277,6 +286,11 @@ impl Lake {
 
     pub fn file_io(&self) -> &FileIO {
         &self.file_io
+    }
+
+    /// Lists the files under a folder of the warehouse.
+    pub fn listing(&self) -> &Arc<dyn Listing> {
+        &self.listing
     }
 
     /// The warehouse root as a URL (`file:///…` or `s3://…`).
@@ -426,30 +440,83 @@ impl Lake {
     {
         let mut backoff = self.retry.backoff();
         loop {
-            let result = match self.load(name).await {
-                Ok(Some(table)) => match plan(&table)? {
+            let result = match self.load_existing(name).await {
+                Ok(table) => match plan(&table)? {
                     None => return Ok(None),
-                    Some(change) => commit::commit(self, &table, change).await,
+                    Some(change) => self.commit(&table, change).await,
                 },
-                Ok(None) => return Err(CatalogError::NotFound(name.clone()).into()),
                 Err(e) => Err(e),
             };
             match result {
                 Ok(t) => return Ok(Some(t)),
-                Err(e) if e.is_conflict() || e.is_retryable() || e.is_transient() => {
-                    let Some(delay) = backoff.next_delay() else {
-                        return Err(LakeError::RetriesExhausted {
-                            table: name.clone(),
-                            attempts: backoff.failures(),
-                            elapsed: backoff.elapsed(),
-                            last: Box::new(e),
-                        });
-                    };
-                    tracing::debug!(table = %name, attempt = backoff.failures(), error = %e, "commit failed, retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e),
+                Err(e) => self.retry_after(name, &mut backoff, e).await?,
             }
         }
+    }
+
+    /// Changes the table's metadata without a new snapshot (expired snapshots), as planned by
+    /// `plan` on the table as currently loaded; re-planned after a lost race. `plan` returns
+    /// `None` when there is nothing to change.
+    pub async fn update_metadata_with_retry<F, U>(
+        &self,
+        name: &TableName,
+        mut plan: F,
+    ) -> Result<Option<LakeTable>>
+    where
+        F: FnMut(&LakeTable) -> Result<Option<U>>,
+        U: FnOnce(TableMetadataBuilder) -> iceberg::Result<TableMetadataBuilder>,
+    {
+        let mut backoff = self.retry.backoff();
+        loop {
+            let result = match self.load_existing(name).await {
+                Ok(table) => match plan(&table)? {
+                    None => return Ok(None),
+                    Some(update) => commit::commit_metadata(self, &table, update).await,
+                },
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(t) => return Ok(Some(t)),
+                Err(e) => self.retry_after(name, &mut backoff, e).await?,
+            }
+        }
+    }
+
+    /// Commits `change` on top of `table` as loaded, once: a lost race is an error
+    /// ([`LakeError::is_conflict`]); callers retry with [`Lake::retry_after`].
+    pub async fn commit(&self, table: &LakeTable, change: Change) -> Result<LakeTable> {
+        commit::commit(self, table, change).await
+    }
+
+    /// Loads a table that must exist.
+    pub async fn load_existing(&self, name: &TableName) -> Result<LakeTable> {
+        self.load(name)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(name.clone()).into())
+    }
+
+    /// After a failed commit attempt: waits before the next one if the failure is a lost race
+    /// or transient and the retry budget allows, else returns the error (or
+    /// [`LakeError::RetriesExhausted`]).
+    pub async fn retry_after(
+        &self,
+        name: &TableName,
+        backoff: &mut Backoff,
+        e: LakeError,
+    ) -> Result<()> {
+        if !(e.is_conflict() || e.is_retryable() || e.is_transient()) {
+            return Err(e);
+        }
+        let Some(delay) = backoff.next_delay() else {
+            return Err(LakeError::RetriesExhausted {
+                table: name.clone(),
+                attempts: backoff.failures(),
+                elapsed: backoff.elapsed(),
+                last: Box::new(e),
+            });
+        };
+        tracing::debug!(table = %name, attempt = backoff.failures(), error = %e, "commit failed, retrying");
+        tokio::time::sleep(delay).await;
+        Ok(())
     }
 }

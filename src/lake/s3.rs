@@ -32,6 +32,8 @@ use object_store::{ClientOptions, CredentialProvider, ObjectStore, ObjectStoreEx
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use super::LakeError;
+use super::storage::{Listed, Listing};
 use crate::config::S3Config;
 
 /// The size of a multipart upload's parts (and of the buffer before a file goes multipart).
@@ -45,22 +47,30 @@ pub struct S3Settings {
     pub path_style: bool,
 }
 
-/// Builds the warehouse's [`FileIO`] for S3.
-pub fn file_io(config: &S3Config) -> FileIO {
+/// Builds the warehouse's [`FileIO`] for S3, and its listing (sharing the credentials).
+pub fn open(config: &S3Config) -> (FileIO, Arc<dyn Listing>) {
     let settings = S3Settings {
         endpoint: config.endpoint.clone(),
         region: config.region.clone(),
         path_style: config.path_style,
     };
-    let credentials = match (&config.access_key_id, &config.secret_access_key) {
+    let credentials = Arc::new(match (&config.access_key_id, &config.secret_access_key) {
         (Some(id), Some(secret)) => Credentials::fixed(id.expose(), secret.expose()),
         _ => Credentials::chain(settings.region.clone()),
+    });
+    let listing = S3Storage {
+        settings: settings.clone(),
+        credentials: credentials.clone(),
+        stores: Arc::default(),
     };
     let factory = S3StorageFactory {
         settings,
-        credentials: Some(Arc::new(credentials)),
+        credentials: Some(credentials),
     };
-    FileIOBuilder::new(Arc::new(factory)).build()
+    (
+        FileIOBuilder::new(Arc::new(factory)).build(),
+        Arc::new(listing),
+    )
 }
 
 /// Splits `s3://bucket/key` (also `s3a://`, `s3n://`) into bucket and key.
@@ -378,6 +388,34 @@ impl Storage for S3Storage {
 
     fn new_output(&self, path: &str) -> iceberg::Result<OutputFile> {
         Ok(OutputFile::new(Arc::new(self.clone()), path.to_string()))
+    }
+}
+
+#[async_trait]
+impl Listing for S3Storage {
+    async fn list(&self, folder: &str) -> Result<Vec<Listed>, LakeError> {
+        let storage = |e: Error| LakeError::Storage {
+            location: folder.to_string(),
+            message: e.to_string(),
+        };
+        let (store, key) = self.locate(folder).await.map_err(storage)?;
+        if key.as_ref().is_empty() {
+            return Err(LakeError::Storage {
+                location: folder.to_string(),
+                message: "refusing to list a whole bucket".into(),
+            });
+        }
+        let bucket = split_location(folder).map(|(b, _)| b).unwrap_or_default();
+        store
+            .list(Some(&key))
+            .map_ok(|m| Listed {
+                location: format!("s3://{bucket}/{}", m.location),
+                size: m.size,
+                modified: m.last_modified.into(),
+            })
+            .try_collect()
+            .await
+            .map_err(|e| storage(s3_error("LIST", folder, e)))
     }
 }
 

@@ -379,6 +379,33 @@ fn writer_props(config: &Config, int_keys: &[&str]) -> WriterProperties {
     b.build()
 }
 
+/// Parquet settings for rewriting the files of a silver table (compaction): those silver
+/// itself writes them with.
+pub fn file_properties(config: &Config, table: &LakeTable) -> WriterProperties {
+    let md = table.metadata();
+    let key: Vec<String> = md
+        .properties()
+        .get(columns::KEY_PROPERTY)
+        .and_then(|k| serde_json::from_str(k).ok())
+        .unwrap_or_default();
+    let schema = md.current_schema();
+    let int_keys: Vec<&str> = key
+        .iter()
+        .filter(|k| {
+            schema.field_by_name(k).is_some_and(|f| {
+                matches!(
+                    *f.field_type,
+                    iceberg::spec::Type::Primitive(
+                        iceberg::spec::PrimitiveType::Int | iceberg::spec::PrimitiveType::Long
+                    )
+                )
+            })
+        })
+        .map(String::as_str)
+        .collect();
+    writer_props(config, &int_keys)
+}
+
 /// The cores silver spreads its work over.
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

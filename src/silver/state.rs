@@ -31,7 +31,7 @@ use super::files::{Rows, in_parallel, read_parquet};
 use super::merge::DqIssue;
 use super::write::{OutRow, cell_at, cells_to_array};
 use crate::lake::LakeTable;
-use crate::lake::{LiveFile, live_files};
+use crate::lake::{LiveFile, live_files, read_position_deletes};
 
 /// Where a key's current row is, and how far its history has been applied.
 #[derive(Debug, Clone, Default)]
@@ -80,33 +80,8 @@ pub(crate) async fn deleted_positions(
         match f.content {
             DataContentType::Data => {}
             DataContentType::PositionDeletes => {
-                for b in read_file(table, &f.path, None).await? {
-                    let (Some(p), Some(pos)) =
-                        (b.column_by_name("file_path"), b.column_by_name("pos"))
-                    else {
-                        return Err(SilverError::File {
-                            table: table.name.to_string(),
-                            file: f.path.clone(),
-                            message: "a position-delete file without file_path/pos".into(),
-                        });
-                    };
-                    let p = arrow::compute::cast(p, &DataType::Utf8)
-                        .map_err(|e| SilverError::arrow(&table.name.to_string(), e))?;
-                    let p = p.as_string::<i32>();
-                    let pos = pos.as_primitive::<Int64Type>();
-                    // Runs of the same data file (delete files are sorted by path).
-                    let mut start = 0;
-                    while start < b.num_rows() {
-                        let file = p.value(start);
-                        let mut end = start + 1;
-                        while end < b.num_rows() && p.value(end) == file {
-                            end += 1;
-                        }
-                        out.entry(file.to_string())
-                            .or_default()
-                            .extend(&pos.values()[start..end]);
-                        start = end;
-                    }
+                for (file, positions) in read_position_deletes(table, &f.path).await? {
+                    out.entry(file).or_default().extend(positions);
                 }
             }
             DataContentType::EqualityDeletes => {

@@ -198,7 +198,7 @@ async fn a_glue_table_that_is_not_iceberg_is_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_files_go_through_multipart_uploads_and_ranged_reads() {
     let aws = aws_services();
-    let io = medallion::lake::s3::file_io(&S3Config {
+    let (io, _) = medallion::lake::s3::open(&S3Config {
         endpoint: Some(aws.s3_endpoint.clone()),
         region: Some("us-east-1".into()),
         path_style: true,

@@ -14,6 +14,7 @@ mod glue;
 mod gold;
 mod history;
 mod kafka;
+mod maintain;
 mod pyiceberg;
 mod quality;
 mod replay;

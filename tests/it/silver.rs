@@ -321,7 +321,12 @@ pub fn pg_value(op: &str, before: serde_json::Value, after: serde_json::Value, l
 }
 
 /// A Kafka-dump line of topic `p.public.t`.
-fn dump_line(partition: i32, offset: i64, key: Option<String>, value: Option<String>) -> String {
+pub fn dump_line(
+    partition: i32,
+    offset: i64,
+    key: Option<String>,
+    value: Option<String>,
+) -> String {
     serde_json::json!({"topic": "p.public.t", "partition": partition, "offset": offset, "timestamp": 1_700_000_000_000i64,
         "key": key, "value": value})
     .to_string()

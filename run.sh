@@ -74,12 +74,13 @@ Usage: ./run.sh COMMAND
            medallion on the stack's pipeline (jobs/stack.toml), e.g. `./run.sh ingest
            --until-caught-up`, `./run.sh silver`, `./run.sh gold --plan`
   pipeline every stage continuously in the background: ingest --follow, silver every
-           PIPELINE_SILVER_EVERY (1) s, gold every PIPELINE_GOLD_EVERY (10) s; until ./run.sh stop
+           PIPELINE_SILVER_EVERY (1) s, gold every PIPELINE_GOLD_EVERY (10) s, maintain every
+           PIPELINE_MAINTAIN_EVERY (300) s; until ./run.sh stop
            (PIPELINE_PROFILE=release for an optimized build)
   status   which services run, and the last line of each pipeline log
   logs [NAME]
            the last lines of every log, or LINES=50 of one: postgres, kafka, s3, glue,
-           debezium, ingest, silver, gold
+           debezium, ingest, silver, gold, maintain
   env      the variables for jobs/stack.toml: eval "$(./run.sh env)"; then
            target/debug/medallion ingest --until-caught-up, silver, gold, query ...
   stop     stop the local stack (its data stays in .medallion/stack)
@@ -365,7 +366,7 @@ cmd_bench() {
 cmd_stop() {
   local f pid name
   # Writers first (ingest commits its open batch on SIGTERM), then what they write to.
-  for name in silver gold ingest debezium kafka glue s3; do
+  for name in maintain silver gold ingest debezium kafka glue s3; do
     f="$STACK/$name.pid"
     [ -f "$f" ] || continue
     pid="$(cat "$f")"

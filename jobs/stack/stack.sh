@@ -194,7 +194,8 @@ stack_medallion() {
 }
 
 # Every stage continuously: ingest --follow; silver every PIPELINE_SILVER_EVERY (1) s; gold
-# every PIPELINE_GOLD_EVERY (10) s, beside silver (it reads silver's committed snapshots).
+# every PIPELINE_GOLD_EVERY (10) s, beside silver (it reads silver's committed snapshots); table
+# maintenance every PIPELINE_MAINTAIN_EVERY (300) s, beside both (jobs/stack.toml's defaults).
 stack_pipeline() {
   eval "$(stack_env)"
   port_open "$KAFKA_PORT" || die "the stack is not running: ./run.sh start"
@@ -203,7 +204,7 @@ stack_pipeline() {
   if [ "$profile" = release ]; then cargo_ build --quiet --release --bin medallion; else cargo_ build --quiet --bin medallion; fi
   local bin="$CARGO_TARGET_DIR/$profile/medallion"
   if [ -f "$STACK/ingest.pid" ] && kill -0 "$(cat "$STACK/ingest.pid")" 2>/dev/null; then
-    say "the pipeline is running (logs: $STACK/{ingest,silver,gold}.log)"
+    say "the pipeline is running (logs: $STACK/{ingest,silver,gold,maintain}.log)"
     return
   fi
   say "starting ingest --follow (log: $STACK/ingest.log)"
@@ -217,6 +218,10 @@ stack_pipeline() {
   (while true; do "$bin" --log warn gold; sleep "${PIPELINE_GOLD_EVERY:-10}"; done) \
     >"$STACK/gold.log" 2>&1 9>&- &
   echo $! >"$STACK/gold.pid"
+  say "starting maintain every ${PIPELINE_MAINTAIN_EVERY:-300}s (log: $STACK/maintain.log)"
+  (while true; do sleep "${PIPELINE_MAINTAIN_EVERY:-300}"; "$bin" --log warn maintain; done) \
+    >"$STACK/maintain.log" 2>&1 9>&- &
+  echo $! >"$STACK/maintain.pid"
   say "the pipeline runs until ./run.sh stop"
 }
 
@@ -230,7 +235,7 @@ stack_status() {
       printf '  %-10s down  (./run.sh start)\n' "${name%%:*}"
     fi
   done
-  for name in debezium ingest silver gold; do
+  for name in debezium ingest silver gold maintain; do
     if [ -f "$STACK/$name.pid" ] && kill -0 "$(cat "$STACK/$name.pid")" 2>/dev/null; then
       printf '  %-10s up    %s\n' "$name" "$(tail -n 1 "$STACK/$name.log" 2>/dev/null | cut -c1-100)"
     else
@@ -245,7 +250,7 @@ stack_logs() {
     for f in "$STACK"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 5 "$f"; }; done
     return
   fi
-  [ -f "$STACK/$name.log" ] || die "no log $STACK/$name.log (postgres, kafka, s3, glue, debezium, ingest, silver, gold)"
+  [ -f "$STACK/$name.log" ] || die "no log $STACK/$name.log (postgres, kafka, s3, glue, debezium, ingest, silver, gold, maintain)"
   tail -n "${LINES:-50}" "$STACK/$name.log"
 }
 

@@ -100,9 +100,12 @@ pub async fn compact(lake: &Lake, name: &TableName, policy: &Policy) -> Result<R
     let Some(plan) = plan(lake, name, policy).await? else {
         return Ok(report);
     };
-    for job in &plan.jobs {
-        let written = write(lake, &plan, job, policy, &mut report).await?;
-        commit(lake, &plan, written, policy, &mut report).await?;
+    report.skipped.extend(plan.skipped.iter().cloned());
+    for (i, job) in plan.jobs.iter().enumerate() {
+        if let Some(written) = write(lake, &plan, job, policy, &mut report).await? {
+            let last = i + 1 == plan.jobs.len();
+            commit(lake, &plan, written, policy, last, &mut report).await?;
+        }
     }
     Ok(report)
 }
@@ -131,11 +134,13 @@ pub async fn prepare(
             deleted: HashMap::new(),
             runs: HashMap::new(),
             live: HashSet::new(),
+            skipped: Vec::new(),
         },
     };
+    report.skipped.extend(plan.skipped.iter().cloned());
     let mut written = Vec::new();
     for job in &plan.jobs {
-        written.push(write(lake, &plan, job, policy, &mut report).await?);
+        written.extend(write(lake, &plan, job, policy, &mut report).await?);
     }
     Ok(Prepared {
         plan,
@@ -148,8 +153,9 @@ impl Prepared {
     /// Commits every partition written, fitting each to what others committed meanwhile.
     pub async fn commit(self, lake: &Lake, policy: &Policy) -> Result<Report, LakeError> {
         let mut report = self.report;
-        for w in self.written {
-            commit(lake, &self.plan, w, policy, &mut report).await?;
+        let n = self.written.len();
+        for (i, w) in self.written.into_iter().enumerate() {
+            commit(lake, &self.plan, w, policy, i + 1 == n, &mut report).await?;
         }
         Ok(report)
     }
@@ -166,6 +172,8 @@ struct Plan {
     runs: HashMap<String, Vec<(String, Vec<i64>)>>,
     /// The live data files.
     live: HashSet<String>,
+    /// Partitions left alone, with the reason.
+    skipped: Vec<String>,
 }
 
 async fn plan(lake: &Lake, name: &TableName, policy: &Policy) -> Result<Option<Plan>, LakeError> {
@@ -218,6 +226,8 @@ async fn plan(lake: &Lake, name: &TableName, policy: &Policy) -> Result<Option<P
     partitions.sort_by_key(|p| format!("{p:?}"));
     partitions.dedup();
     let mut jobs = Vec::new();
+    let mut skipped = Vec::new();
+    let default_spec = table.metadata().default_partition_spec_id();
     for p in partitions {
         let files = data.get(p).map(Vec::as_slice).unwrap_or_default();
         let deletes = delete_files.get(p).cloned().unwrap_or_default();
@@ -236,11 +246,16 @@ async fn plan(lake: &Lake, name: &TableName, policy: &Policy) -> Result<Option<P
             inputs.clear();
         }
         // Delete files are merged when there are several, or some name files no longer live.
-        let dangling = deletes.iter().any(|d| {
-            runs.get(&d.path)
-                .is_some_and(|r| r.iter().any(|(path, _)| !live.contains(path)))
-        });
+        let dangling = names_dead_files(&deletes, &runs, &live);
         if inputs.is_empty() && deletes.len() < 2 && !dangling {
+            continue;
+        }
+        if p.spec_id != default_spec {
+            // A commit adds files under the default spec only.
+            skipped.push(format!(
+                "spec {} partition {:?}: written with an older partition spec (the table's is {default_spec}); rebuild or rewrite the table to compact it",
+                p.spec_id, p.values
+            ));
             continue;
         }
         inputs.sort_by(|a, b| (a.sequence_number, &a.path).cmp(&(b.sequence_number, &b.path)));
@@ -258,6 +273,7 @@ async fn plan(lake: &Lake, name: &TableName, policy: &Policy) -> Result<Option<P
         deleted,
         runs,
         live,
+        skipped,
     }))
 }
 
@@ -277,14 +293,15 @@ struct Written {
     partition: Partition,
 }
 
-/// Writes one partition's new data files and its one delete file.
+/// Writes one partition's new data files and its one delete file; `None` when that would
+/// change nothing (one file, no row dropped, no delete file to merge away).
 async fn write(
     lake: &Lake,
     plan: &Plan,
     job: &Job,
     policy: &Policy,
     report: &mut Report,
-) -> Result<Written, LakeError> {
+) -> Result<Option<Written>, LakeError> {
     let table = &plan.table;
     let known = plan;
     let name = &table.name;
@@ -300,7 +317,10 @@ async fn write(
         .cloned()
         .ok_or_else(|| LakeError::Invalid {
             table: label.clone(),
-            message: format!("no partition spec {}", job.partition.spec_id),
+            message: format!(
+                "its manifests name partition spec {}, which its metadata does not have: the metadata is inconsistent; compaction leaves the table alone",
+                job.partition.spec_id
+            ),
         })?;
     let input_paths: HashSet<&str> = job.inputs.iter().map(|f| f.path.as_str()).collect();
 
@@ -308,6 +328,7 @@ async fn write(
     let mut moved: HashMap<String, Moved> = HashMap::new();
     let mut redeleted: Vec<u64> = Vec::new();
     let mut outputs: Vec<DataFile> = Vec::new();
+    let mut dropped_here = 0;
     if !job.inputs.is_empty() {
         let key = PartitionKey::new(
             spec.as_ref().clone(),
@@ -382,7 +403,7 @@ async fn write(
                         .map_err(LakeError::iceberg(name, "write a data file"))?;
                 }
             }
-            report.rows_dropped += dropped.len() as u64;
+            dropped_here += dropped.len() as u64;
             report.bytes_read += f.size;
             moved.insert(f.path.clone(), Moved { start, dropped });
         }
@@ -394,10 +415,20 @@ async fn write(
         if total != written {
             return Err(LakeError::Invalid {
                 table: label,
-                message: format!("compaction wrote {written} rows but its files hold {total}"),
+                message: format!(
+                    "compacting spec {} partition {:?}: wrote {written} rows but the new files hold {total}; nothing was committed",
+                    job.partition.spec_id, job.partition.values
+                ),
             });
         }
     }
+    let dangling = names_dead_files(&job.delete_files, &known.runs, &known.live);
+    if job.inputs.len() <= 1 && dropped_here == 0 && job.delete_files.len() <= 1 && !dangling {
+        // Rewriting would give the same rows in the same number of files.
+        discard(lake, outputs.iter()).await;
+        return Ok(None);
+    }
+    report.rows_dropped += dropped_here;
     let placed = Placement::new(&outputs);
 
     // The partition's one delete file: the deletes of files not rewritten, and the kept
@@ -435,7 +466,7 @@ async fn write(
         .map(|f| f.sequence_number)
         .max()
         .unwrap_or(0);
-    Ok(Written {
+    Ok(Some(Written {
         label: format!(
             "spec {} partition {:?}",
             job.partition.spec_id, job.partition.values
@@ -449,7 +480,7 @@ async fn write(
         removed,
         newest,
         partition: job.partition.clone(),
-    })
+    }))
 }
 
 /// Commits a written partition, fitting it to what others committed since the plan: their
@@ -460,6 +491,7 @@ async fn commit(
     plan: &Plan,
     w: Written,
     policy: &Policy,
+    last: bool,
     report: &mut Report,
 ) -> Result<(), LakeError> {
     let name = &plan.table.name;
@@ -475,7 +507,10 @@ async fn commit(
         partition,
         ..
     } = &w;
-    let summary = BTreeMap::from([("medallion.maintenance".to_string(), "compact".to_string())]);
+    let summary = BTreeMap::from([(
+        "medallion.writer".to_string(),
+        "maintain (compaction)".to_string(),
+    )]);
     let planned_seq = plan
         .table
         .metadata()
@@ -496,6 +531,14 @@ async fn commit(
         if now.current_snapshot().map(|s| s.snapshot_id()) != Some(planned) {
             let files = live_files(&now, i64::MIN).await?;
             let paths: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+            if ours.iter().any(|p| paths.contains(p.as_str())) {
+                // An earlier attempt did commit (its answer was lost): done.
+                report.partitions += 1;
+                report.data_files_rewritten += w.inputs;
+                report.data_files_written += outputs.len();
+                report.delete_files_removed += w.delete_files;
+                return Ok(());
+            }
             if let Some(gone) = removed.iter().find(|p| !paths.contains(p.as_str())) {
                 discard(
                     lake,
@@ -552,6 +595,8 @@ async fn commit(
             // Only delete files merged: no data is rewritten.
             change.data_sequence_number = None;
         }
+        // The manifests are merged once, with the last partition.
+        change.merge_manifests = last;
         match lake.commit(&now, change).await {
             Ok(done) => {
                 // Less this compaction's own earlier partitions.
@@ -574,17 +619,24 @@ async fn commit(
                 return Ok(());
             }
             Err(e) => {
-                if let Err(e) = lake.retry_after(name, &mut backoff, e).await {
-                    discard(
-                        lake,
-                        outputs.iter().chain(added_deletes).chain(&rebase_files),
-                    )
-                    .await;
-                    return Err(e);
-                }
+                // The files stay: a failed attempt may still have committed (a lost answer);
+                // orphan cleanup removes them if not.
+                lake.retry_after(name, &mut backoff, e).await?;
             }
         }
     }
+}
+
+/// Whether any of the delete files deletes rows of a data file that is no longer live.
+fn names_dead_files(
+    delete_files: &[LiveFile],
+    runs: &HashMap<String, Vec<(String, Vec<i64>)>>,
+    live: &HashSet<String>,
+) -> bool {
+    delete_files.iter().any(|d| {
+        runs.get(&d.path)
+            .is_some_and(|r| r.iter().any(|(path, _)| !live.contains(path)))
+    })
 }
 
 impl Moved {

@@ -224,6 +224,10 @@ async fn maintain_table(
     let result: Result<(), LakeError> = async {
         let table = lake.load_existing(name).await?;
         report.before = FileStats::of(&table, small).await?;
+        // Readers that loaded the table before this run may be reading its current snapshot:
+        // compaction's commits must not push it out of `retain_last` in the same run.
+        let mut protected = needs.snapshots.get(name).cloned().unwrap_or_default();
+        protected.extend(table.current_snapshot().map(|s| s.snapshot_id()));
         let settings = layer.settings(config);
         if options.compact && !options.dry_run {
             let policy = compact_policy(config, layer, &table, needs);
@@ -235,7 +239,7 @@ async fn maintain_table(
                     .expire_older_than
                     .unwrap_or(settings.expire_older_than.0),
                 retain_last: options.retain_last.unwrap_or(settings.retain_last),
-                protected: needs.snapshots.get(name).cloned().unwrap_or_default(),
+                protected,
             };
             report.expire = Some(expire::expire(lake, name, &policy, options.dry_run).await?);
         }
@@ -288,8 +292,9 @@ fn compact_policy(
     }
 }
 
-/// What readers need of other tables, read once before maintenance starts (readers only move
-/// forward, so what they needed then is all they can need).
+/// What readers need of other tables, read once before maintenance starts: what they recorded
+/// then (readers only move forward). A reader mid-run holds the snapshot it loaded, which is
+/// why the snapshot current when a table's maintenance starts is kept too.
 #[derive(Debug, Default)]
 struct Needs {
     /// Snapshots to keep, per table.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tests airflow/dags/cdc_pipeline_dag.py with real Apache Airflow:
-#   1. a DagBag import test: no import error, DAG id, ingest >> every silver task >> gold;
-#   2. `airflow dags test cdc_pipeline` end to end against the local stack.
+#   1. a DagBag import test: no import error, DAG ids, ingest >> every silver task >> gold in
+#      cdc_pipeline, maintain_bronze >> maintain_silver >> maintain_gold in cdc_maintenance;
+#   2. `airflow dags test cdc_pipeline`, then `airflow dags test cdc_maintenance`, end to end
+#      against the local stack.
 #
 # The local stack must already run, with its connectors (the caller starts them):
 #   export CARGO_TARGET_DIR=/path/to/target   # where target/debug/medallion is
@@ -32,6 +34,7 @@ AIRFLOW_CONSTRAINTS="${AIRFLOW_CONSTRAINTS:-$DEFAULT_CONSTRAINTS}"
 VENV="$ROOT/.medallion/airflow-venv"
 DAGS="$ROOT/airflow/dags"
 DAG_ID="cdc_pipeline"
+MAINTENANCE_DAG_ID="cdc_maintenance"
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -77,7 +80,7 @@ took "airflow db migrate" "$t"
 # --- 1. the DagBag import test ----------------------------------------------------------------
 t=$(date +%s)
 say "DagBag import test"
-DAGS="$DAGS" DAG_ID="$DAG_ID" python - <<'PY'
+DAGS="$DAGS" DAG_ID="$DAG_ID" MAINTENANCE_DAG_ID="$MAINTENANCE_DAG_ID" python - <<'PY'
 import os, sys
 from airflow.models import DagBag
 
@@ -118,9 +121,32 @@ for t in dag.tasks:
     assert t.retries > 0 and t.retry_exponential_backoff, f"{t.task_id}: no exponential retries"
     assert t.execution_timeout is not None, f"{t.task_id}: no execution_timeout"
 
-print(f"DagBag OK: {len(bag.dags)} DAG(s), no import errors; {dag_id}: schedule {dag.timetable.summary!r}")
-for t in sorted(dag.tasks, key=lambda t: t.task_id):
-    print(f"  {t.task_id:<22} after {sorted(t.upstream_task_ids) or '-'}: {t.bash_command}")
+# cdc_maintenance: maintain_bronze >> maintain_silver >> maintain_gold, one run at a time, daily
+maintenance_id = os.environ["MAINTENANCE_DAG_ID"]
+assert maintenance_id in bag.dags, f"DAG {maintenance_id!r} not found; found {sorted(bag.dags)}"
+maintenance = bag.dags[maintenance_id]
+layers = ["bronze", "silver", "gold"]
+expected = [f"maintain_{layer}" for layer in layers]
+assert sorted(maintenance.task_dict) == sorted(expected), f"{maintenance_id} tasks {sorted(maintenance.task_dict)}, expected {expected}"
+for before, task_id, layer in zip([None, *expected], expected, layers):
+    task = maintenance.get_task(task_id)
+    want = {before} if before else set()
+    assert task.upstream_task_ids == want, f"{task_id} upstream {task.upstream_task_ids}, expected {want or '-'}"
+    assert type(task).__name__ == "MedallionOperator", f"{task_id}: {type(task).__name__}, not MedallionOperator"
+    assert f" maintain --layer {layer}" in task.bash_command, f"{task_id}: {task.bash_command!r}"
+    assert task.retries > 0 and task.retry_exponential_backoff, f"{task_id}: no exponential retries"
+    assert task.execution_timeout is not None, f"{task_id}: no execution_timeout"
+assert maintenance.max_active_runs == 1, f"{maintenance_id}: max_active_runs {maintenance.max_active_runs}"
+assert not maintenance.catchup, f"{maintenance_id}: catchup on"
+if not os.environ.get("MEDALLION_MAINTENANCE_SCHEDULE") and not os.environ.get("AIRFLOW_VAR_MEDALLION_MAINTENANCE_SCHEDULE"):
+    summary = maintenance.timetable.summary  # "@daily" is stored as its cron expression
+    assert summary in ("@daily", "0 0 * * *"), f"{maintenance_id}: schedule {summary!r}, expected @daily"
+
+print(f"DagBag OK: {len(bag.dags)} DAG(s), no import errors")
+for d in (dag, maintenance):
+    print(f"{d.dag_id}: schedule {d.timetable.summary!r}, max_active_runs {d.max_active_runs}")
+    for t in sorted(d.tasks, key=lambda t: t.task_id):
+        print(f"  {t.task_id:<22} after {sorted(t.upstream_task_ids) or '-'}: {t.bash_command}")
 PY
 took "DagBag import test" "$t"
 
@@ -140,15 +166,18 @@ socket.create_connection((host, int(port)), timeout=5).close()
 PY
 
 logical_date="$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
-t=$(date +%s)
-say "airflow dags test $DAG_ID $logical_date (MEDALLION_BIN=$MEDALLION_BIN, MEDALLION_CONFIG=$MEDALLION_CONFIG)"
-rc=0
-airflow dags test "$DAG_ID" "$logical_date" 2>&1 | tee "$AIRFLOW_HOME/dags-test.log" || rc=$?
-took "airflow dags test" "$t"
-[ "$rc" = 0 ] || die "airflow dags test exited $rc; see $AIRFLOW_HOME/dags-test.log"
 
-# `airflow dags test` can exit 0 with failed tasks: check every task instance of the run.
-DAG_ID="$DAG_ID" LOGICAL_DATE="$logical_date" python - <<'PY'
+# dags_test DAG_ID: `airflow dags test` of one DAG at $logical_date, then check its run.
+dags_test() {
+  local dag_id="$1" log="$AIRFLOW_HOME/dags-test-$1.log" t rc=0
+  t=$(date +%s)
+  say "airflow dags test $dag_id $logical_date (MEDALLION_BIN=$MEDALLION_BIN, MEDALLION_CONFIG=$MEDALLION_CONFIG)"
+  airflow dags test "$dag_id" "$logical_date" 2>&1 | tee "$log" || rc=$?
+  took "airflow dags test $dag_id" "$t"
+  [ "$rc" = 0 ] || die "airflow dags test $dag_id exited $rc; see $log"
+
+  # `airflow dags test` can exit 0 with failed tasks: check every task instance of the run.
+  DAG_ID="$dag_id" LOGICAL_DATE="$logical_date" python - <<'PY' || die "airflow dags test $dag_id: not every task succeeded; see $log"
 import os, sys
 from airflow.models import DagRun
 from airflow.utils.session import create_session
@@ -167,4 +196,9 @@ with create_session() as session:
     if run.state != "success" or bad:
         sys.exit(f"dags test: run {run.state}, tasks not successful: {bad}")
 PY
-say "airflow dags test: every task succeeded"
+  say "airflow dags test $dag_id: every task succeeded"
+}
+
+# The pipeline first, then its maintenance over the tables it wrote.
+dags_test "$DAG_ID"
+dags_test "$MAINTENANCE_DAG_ID"

@@ -1,8 +1,15 @@
-"""medallion's CDC pipeline as an Airflow DAG: ingest -> silver (one task per table) -> gold.
+"""medallion's CDC pipeline as Airflow DAGs: ingest -> silver (one task per table) -> gold, and
+the tables' maintenance in a DAG of its own.
+
+cdc_pipeline (every 5 minutes):
 
     ingest --until-caught-up ──┬── silver --table users    ──┬── gold (all models, in dependency order)
                                ├── silver --table products ──┤
                                └── silver --table orders   ──┘
+
+cdc_maintenance (daily):
+
+    maintain --layer bronze ── maintain --layer silver ── maintain --layer gold
 
 Each task runs the `medallion` binary with a BashOperator, so this file needs nothing but Airflow
 (no medallion Python package). Every medallion command is safe to interrupt and re-run: ingest
@@ -20,8 +27,14 @@ Configuration: an Airflow Variable, else an environment variable of the worker, 
     medallion_schedule        MEDALLION_SCHEDULE       */5 * * * *  (cron, a preset such as @hourly,
                                                        or "none" for manual runs only)
     medallion_gold_waves      MEDALLION_GOLD_WAVES     unset: one `medallion gold` task; see below
+    medallion_maintenance_schedule, MEDALLION_MAINTENANCE_SCHEDULE:
+                                                       @daily  (schedule of cdc_maintenance: cron,
+                                                       a preset such as @weekly, or "none")
+    medallion_maintain_args   MEDALLION_MAINTAIN_ARGS  unset: extra arguments of every maintain task,
+                                                       split like a shell would, e.g.
+                                                       "--remove-orphans-older-than 7d" or "--dry-run"
 
-The tables list, the schedule and the gold waves shape the DAG, so they are read when the file is
+The tables list, the schedules and the gold waves shape the DAGs, so they are read when the file is
 parsed; the other settings are read then too (changing a Variable takes effect at the next parse).
 
 Environment: the tasks inherit the worker's whole environment (BashOperator `append_env=True`), so
@@ -44,8 +57,20 @@ task retries with exponential backoff; that is exactly what 75 asks for. Exit co
 AirflowFailException instead, which fails the task at once without retrying (fix the config).
 Exit code 99 is BashOperator's default skip code; medallion never uses it.
 
-Maintenance: `medallion maintain` (compaction, snapshot expiry) does not exist yet; the hook for it
-is at the end of this file.
+Maintenance (DAG cdc_maintenance): `medallion maintain --layer L` compacts small files and files
+thinned by deletes, expires old snapshots and deletes orphan files, with each layer's defaults from
+`[maintain.bronze]`, `[maintain.silver]` and `[maintain.gold]` in the job config (`medallion tables`
+shows when it is due). It is a separate DAG so that it never delays the 5-minute freshness path; one
+task per layer, bronze, then silver, then gold, one layer at a time (2 hours' timeout each, the same
+retries and exit-code handling as the pipeline; a layer that still fails after its retries leaves the
+layers after it for the next run, or clear it). One maintenance run at a time, no catch-up.
+It is safe while the pipeline runs (cdc_pipeline or the ECS ingest service): its commits retry and
+rebase on concurrent commits, so no ingest, silver or gold commit is lost, and it never expires the
+snapshots ingest resumes from, silver last applied or gold last read. Orphan cleanup deletes files
+that no snapshot references once they are older than `remove_orphans_older_than` (default 3 days):
+keep that well above the longest any job may run (a commit in flight looks orphaned until it lands).
+Extra arguments for every maintain task: medallion_maintain_args, e.g. "--dry-run" to try it, or
+"--compact" for compaction only.
 
 Running the same tasks on AWS (ECS Fargate, terraform/): the task definitions
 `<name>-silver`, `<name>-gold` and `<name>-maintain` (terraform output `task_definition_families`)
@@ -78,6 +103,11 @@ ingest task. Replace `medallion_task` with (Amazon provider, `apache-airflow-pro
     gold = ecs_task("gold", "gold", ["gold"])
     silver >> gold
 
+    # in the cdc_maintenance DAG (the maintain task role may rewrite and delete in all layers)
+    maintain = [ecs_task(f"maintain_{l}", "maintain", ["maintain", "--layer", l, *MAINTAIN_ARGS])
+                for l in ("bronze", "silver", "gold")]
+    maintain[0] >> maintain[1] >> maintain[2]
+
 The container's entry point is medallion itself, so `command` is the argument list without the
 binary. The Airflow execution role needs the `airflow_policy_arn` policy (terraform/README.md,
 "Airflow / MWAA"). An ECS task's exit code does not reach Airflow as such: a non-zero exit fails
@@ -100,6 +130,7 @@ except ImportError:  # Airflow 2
     from airflow.operators.bash import BashOperator
 
 DAG_ID = "cdc_pipeline"
+MAINTENANCE_DAG_ID = "cdc_maintenance"
 
 # medallion's exit code for bad configuration or usage: retrying cannot help.
 EXIT_BAD_CONFIG = 2
@@ -116,7 +147,10 @@ TIMEOUT = {
     "ingest": timedelta(minutes=20),
     "silver": timedelta(minutes=20),
     "gold": timedelta(minutes=30),
+    "maintain": timedelta(hours=2),  # per layer; compaction of a large backlog takes a while
 }
+# Maintained one after the other: bronze first (its compaction only rewrites what silver applied).
+MAINTAIN_LAYERS = ["bronze", "silver", "gold"]
 
 
 def setting(variable: str, env: str, default: str | None = None) -> str | None:
@@ -146,15 +180,23 @@ def split_list(text: str, sep: str = ",") -> list[str]:
     return [item.strip() for item in text.split(sep) if item.strip()]
 
 
+def schedule_setting(variable: str, env: str, default: str) -> str | None:
+    """A schedule setting: cron or preset; "none" (or "null", "manual") for manual runs only."""
+    value = setting(variable, env, default)
+    return None if value.lower() in ("none", "null", "manual") else value
+
+
 MEDALLION_BIN = setting("medallion_bin", "MEDALLION_BIN", "medallion")
 MEDALLION_CONFIG = setting("medallion_config", "MEDALLION_CONFIG")
 MEDALLION_WORKDIR = setting("medallion_workdir", "MEDALLION_WORKDIR")
 SILVER_TABLES = split_list(
     setting("medallion_silver_tables", "MEDALLION_SILVER_TABLES", "users,products,orders")
 )
-SCHEDULE = setting("medallion_schedule", "MEDALLION_SCHEDULE", "*/5 * * * *")
-if SCHEDULE.lower() in ("none", "null", "manual"):
-    SCHEDULE = None
+SCHEDULE = schedule_setting("medallion_schedule", "MEDALLION_SCHEDULE", "*/5 * * * *")
+MAINTENANCE_SCHEDULE = schedule_setting(
+    "medallion_maintenance_schedule", "MEDALLION_MAINTENANCE_SCHEDULE", "@daily"
+)
+MAINTAIN_ARGS = shlex.split(setting("medallion_maintain_args", "MEDALLION_MAINTAIN_ARGS", ""))
 GOLD_WAVES = [
     split_list(wave) for wave in split_list(setting("medallion_gold_waves", "MEDALLION_GOLD_WAVES", ""), ";")
 ]
@@ -237,10 +279,25 @@ with DAG(
                 task >> tasks
             upstream = tasks
 
-    # Maintenance hook: once `medallion maintain` exists (compaction, snapshot expiry; ECS task
-    # definition `<name>-maintain` already exists in terraform/compute.tf), add it after gold, e.g.
-    #
-    #   maintain = medallion_task("maintain", ["maintain"], timedelta(hours=1))
-    #   gold >> maintain
-    #
-    # or, better, in its own daily DAG so that it never delays the 5-minute freshness path.
+
+with DAG(
+    dag_id=MAINTENANCE_DAG_ID,
+    description="medallion maintenance: compaction, snapshot expiry, orphan files (bronze, silver, gold)",
+    schedule=MAINTENANCE_SCHEDULE,
+    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    # One run at a time; the next waits rather than maintaining the same tables alongside it.
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=20),  # below a day: a stuck run does not block the next one
+    default_args={"owner": "medallion", "depends_on_past": False},
+    tags=["medallion", "iceberg", "maintenance"],
+    doc_md=__doc__,
+) as maintenance_dag:
+    previous = None
+    for layer in MAINTAIN_LAYERS:
+        maintain = medallion_task(
+            f"maintain_{layer}", ["maintain", "--layer", layer, *MAINTAIN_ARGS], TIMEOUT["maintain"]
+        )
+        if previous is not None:
+            previous >> maintain
+        previous = maintain

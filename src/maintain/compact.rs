@@ -28,6 +28,9 @@ use crate::lake::{
     Change, Lake, LakeError, LakeTable, LiveFile, conform, live_files, read_position_deletes,
 };
 
+/// The `medallion.writer` of compaction commits.
+pub const WRITER: &str = "maintain (compaction)";
+
 /// A file with at least this share of its rows deleted is rewritten even when large.
 pub const DELETED_SHARE: f64 = 0.2;
 
@@ -507,10 +510,7 @@ async fn commit(
         partition,
         ..
     } = &w;
-    let summary = BTreeMap::from([(
-        "medallion.writer".to_string(),
-        "maintain (compaction)".to_string(),
-    )]);
+    let summary = BTreeMap::from([("medallion.writer".to_string(), WRITER.to_string())]);
     let planned_seq = plan
         .table
         .metadata()

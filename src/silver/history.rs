@@ -44,6 +44,9 @@ use crate::lake::{
     write_position_deletes,
 };
 
+/// The `medallion.writer` of table maintenance's compaction commits.
+const MAINTAIN_WRITER: &str = crate::maintain::compact::WRITER;
+
 /// When the version became the row (the source commit time of its change).
 pub const VALID_FROM: &str = "valid_from";
 /// When the next version (or the delete, or a truncate) replaced it; null while current.
@@ -84,27 +87,41 @@ pub fn check_no_gap(
 /// Empties a history whose rows never reached silver (a first run that crashed between the
 /// two commits), so that the next step writes it afresh.
 pub async fn discard(lake: &Lake, history: &LakeTable) -> Result<(), SilverError> {
-    let removed: HashSet<String> = live_files(history, i64::MIN)
-        .await?
-        .into_iter()
-        .map(|f| f.path)
-        .collect();
-    let summary = BTreeMap::from([
-        (
-            super::BRONZE_WATERMARK.to_string(),
-            serde_json::json!({ "sequence_number": 0 }).to_string(),
-        ),
-        (
-            "medallion.writer".to_string(),
-            "silver (a history that never reached silver, discarded)".to_string(),
-        ),
-    ]);
-    let planned = history.current_snapshot().map(|s| s.snapshot_id());
-    let change = Change::rewrite(Vec::new(), Vec::new(), removed, summary);
-    // Raced: another run got there first and dealt with it.
-    lake.commit_if_unchanged(&history.name, planned, &change, |_| false)
-        .await?;
-    Ok(())
+    let mut history = history.clone();
+    loop {
+        let removed: HashSet<String> = live_files(&history, i64::MIN)
+            .await?
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        let summary = BTreeMap::from([
+            (
+                super::BRONZE_WATERMARK.to_string(),
+                serde_json::json!({ "sequence_number": 0 }).to_string(),
+            ),
+            (
+                "medallion.writer".to_string(),
+                "silver (a history that never reached silver, discarded)".to_string(),
+            ),
+        ]);
+        let planned = history.current_snapshot().map(|s| s.snapshot_id());
+        let change = Change::rewrite(Vec::new(), Vec::new(), removed, summary);
+        match lake
+            .commit_if_unchanged(&history.name, planned, &change, |_| false)
+            .await?
+        {
+            Committed::Done(_) => return Ok(()),
+            Committed::Raced => {
+                // Another silver run got there first and dealt with it; table maintenance
+                // (which only rewrites the same rows) did not: discard again.
+                let now = lake.load_existing(&history.name).await?;
+                if now.summary_property("medallion.writer") != Some(MAINTAIN_WRITER) {
+                    return Ok(());
+                }
+                history = now;
+            }
+        }
+    }
 }
 
 /// `<silver>.<table>_history`.

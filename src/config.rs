@@ -166,6 +166,31 @@ pub struct S3Config {
     pub secret_access_key: Option<Secret>,
 }
 
+/// A layer of the lake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layer {
+    Bronze,
+    Silver,
+    Gold,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 3] = [Layer::Bronze, Layer::Silver, Layer::Gold];
+
+    /// Its name, which is also its alias in SQL (`silver.users`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Bronze => "bronze",
+            Layer::Silver => "silver",
+            Layer::Gold => "gold",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Layer> {
+        Layer::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
 /// One Iceberg namespace (Glue database) per layer.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -176,6 +201,17 @@ pub struct Namespaces {
     pub silver: String,
     #[serde(default = "default_ns_gold")]
     pub gold: String,
+}
+
+impl Namespaces {
+    /// The namespace of a layer.
+    pub fn of(&self, layer: Layer) -> &str {
+        match layer {
+            Layer::Bronze => &self.bronze,
+            Layer::Silver => &self.silver,
+            Layer::Gold => &self.gold,
+        }
+    }
 }
 
 fn default_ns_bronze() -> String {

@@ -29,7 +29,18 @@ use crate::query::QueryError;
 
 /// The snapshot-summary key recording which snapshot of `source` a build read.
 pub fn read_key(source: &Ref) -> String {
-    format!("medallion.read.{source}")
+    format!("{READ_PREFIX}{source}")
+}
+
+const READ_PREFIX: &str = "medallion.read.";
+
+/// The table a [`read_key`] names, if `key` is one.
+pub fn parse_read_key(key: &str) -> Option<Ref> {
+    let (layer, table) = key.strip_prefix(READ_PREFIX)?.split_once('.')?;
+    Some(Ref {
+        layer: Layer::parse(layer)?,
+        table: table.to_string(),
+    })
 }
 
 /// The snapshot-summary key recording the model file's fingerprint.
@@ -63,12 +74,7 @@ pub fn fingerprint(text: &str) -> String {
 }
 
 pub fn source_name(config: &Config, source: &Ref) -> TableName {
-    let ns = match source.layer {
-        Layer::Bronze => &config.namespaces.bronze,
-        Layer::Silver => &config.namespaces.silver,
-        Layer::Gold => &config.namespaces.gold,
-    };
-    TableName::new(ns.clone(), source.table.clone())
+    TableName::new(config.namespaces.of(source.layer), source.table.clone())
 }
 
 /// How this run builds an incremental model.

@@ -37,22 +37,7 @@ use datafusion::sql::parser::DFParser;
 use datafusion::sql::resolve::resolve_table_references;
 
 /// A layer a model reads from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Layer {
-    Bronze,
-    Silver,
-    Gold,
-}
-
-impl Layer {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Layer::Bronze => "bronze",
-            Layer::Silver => "silver",
-            Layer::Gold => "gold",
-        }
-    }
-}
+pub use crate::config::Layer;
 
 /// A table a model reads: `silver.users`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

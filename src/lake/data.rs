@@ -142,6 +142,18 @@ pub async fn read_position_deletes(
     Ok(out)
 }
 
+/// A file of the table opened for Parquet's async reader (ranged reads, nothing read yet).
+pub async fn open_reader(
+    table: &LakeTable,
+    path: &str,
+) -> Result<iceberg::arrow::ArrowFileReader, LakeError> {
+    let ice = |what: &str| LakeError::iceberg(&table.name, format!("{what} {path}"));
+    let input = table.table.file_io().new_input(path).map_err(ice("open"))?;
+    let meta = input.metadata().await.map_err(ice("stat"))?;
+    let reader = input.reader().await.map_err(ice("open"))?;
+    Ok(iceberg::arrow::ArrowFileReader::new(meta, reader))
+}
+
 /// Reads a Parquet data or delete file of the table, whole or only the rows at `positions`
 /// (sorted, distinct), as it was written.
 pub async fn read_file(

@@ -23,7 +23,7 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::file::properties::WriterProperties;
 
 use crate::catalog::TableName;
-use crate::lake::data::{open_data_writer, write_partition_deletes};
+use crate::lake::data::{open_data_writer, open_reader, write_partition_deletes};
 use crate::lake::{
     Change, Lake, LakeError, LakeTable, LiveFile, conform, live_files, read_position_deletes,
 };
@@ -306,7 +306,6 @@ async fn write(
     report: &mut Report,
 ) -> Result<Option<Written>, LakeError> {
     let table = &plan.table;
-    let known = plan;
     let name = &table.name;
     let label = name.to_string();
     let md = table.metadata();
@@ -349,7 +348,7 @@ async fn write(
         .await?;
         let mut written: u64 = 0;
         for f in &job.inputs {
-            let dead = known
+            let dead = plan
                 .deleted
                 .get(&f.path)
                 .map(Vec::as_slice)
@@ -425,7 +424,7 @@ async fn write(
             });
         }
     }
-    let dangling = names_dead_files(&job.delete_files, &known.runs, &known.live);
+    let dangling = names_dead_files(&job.delete_files, &plan.runs, &plan.live);
     if job.inputs.len() <= 1 && dropped_here == 0 && job.delete_files.len() <= 1 && !dangling {
         // Rewriting would give the same rows in the same number of files.
         discard(lake, outputs.iter()).await;
@@ -439,13 +438,13 @@ async fn write(
     // Deletes of files no longer live (dangling) are dropped.
     let mut deletes: Vec<(String, i64)> = Vec::new();
     for f in &job.delete_files {
-        for (path, positions) in known
+        for (path, positions) in plan
             .runs
             .get(&f.path)
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
-            if !input_paths.contains(path.as_str()) && known.live.contains(path) {
+            if !input_paths.contains(path.as_str()) && plan.live.contains(path) {
                 deletes.extend(positions.iter().map(|&p| (path.clone(), p)));
             }
         }
@@ -701,15 +700,11 @@ async fn parquet_stream(
     table: &LakeTable,
     path: &str,
 ) -> Result<parquet::arrow::async_reader::ParquetRecordBatchStream<ArrowFileReader>, LakeError> {
-    let ice = |what: &str| LakeError::iceberg(&table.name, format!("{what} {path}"));
-    let input = table.table.file_io().new_input(path).map_err(ice("open"))?;
-    let meta = input.metadata().await.map_err(ice("stat"))?;
-    let reader = input.reader().await.map_err(ice("open"))?;
     let invalid = |e: parquet::errors::ParquetError| LakeError::Invalid {
         table: table.name.to_string(),
         message: format!("{path}: {e}"),
     };
-    ParquetRecordBatchStreamBuilder::new(ArrowFileReader::new(meta, reader))
+    ParquetRecordBatchStreamBuilder::new(open_reader(table, path).await?)
         .await
         .map_err(invalid)?
         .with_batch_size(65536)

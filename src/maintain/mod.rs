@@ -24,39 +24,13 @@ use iceberg::spec::DataContentType;
 
 use crate::catalog::TableName;
 use crate::config::{Config, MaintainLayer};
+use crate::gold::incremental::{parse_read_key, source_name};
 use crate::lake::{Lake, LakeError, LakeTable, live_files};
 
-/// A layer of the lake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Layer {
-    Bronze,
-    Silver,
-    Gold,
-}
+pub use crate::config::Layer;
 
+/// What maintenance needs to know of a layer.
 impl Layer {
-    pub const ALL: [Layer; 3] = [Layer::Bronze, Layer::Silver, Layer::Gold];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Layer::Bronze => "bronze",
-            Layer::Silver => "silver",
-            Layer::Gold => "gold",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Layer> {
-        Layer::ALL.into_iter().find(|l| l.as_str() == s)
-    }
-
-    pub fn namespace(self, config: &Config) -> &str {
-        match self {
-            Layer::Bronze => &config.namespaces.bronze,
-            Layer::Silver => &config.namespaces.silver,
-            Layer::Gold => &config.namespaces.gold,
-        }
-    }
-
     pub fn settings(self, config: &Config) -> &MaintainLayer {
         match self {
             Layer::Bronze => &config.maintain.bronze,
@@ -178,7 +152,7 @@ pub async fn run(
         if only_layer.is_some_and(|l| l != layer) {
             continue;
         }
-        let ns = layer.namespace(config).to_string();
+        let ns = config.namespaces.of(layer).to_string();
         let mut tables = lake.catalog().list_tables(&ns).await?;
         tables.sort();
         for t in tables {
@@ -316,16 +290,10 @@ impl Needs {
                 // Only the current build's reads matter, but older builds that are still kept
                 // may be rolled back to.
                 for (key, value) in &s.summary().additional_properties {
-                    let Some(source) = key.strip_prefix("medallion.read.") else {
+                    let (Some(source), Ok(id)) = (parse_read_key(key), value.parse::<i64>()) else {
                         continue;
                     };
-                    let Some((layer, table)) = source.split_once('.') else {
-                        continue;
-                    };
-                    let (Some(layer), Ok(id)) = (Layer::parse(layer), value.parse::<i64>()) else {
-                        continue;
-                    };
-                    let name = TableName::new(layer.namespace(config).to_string(), table);
+                    let name = source_name(config, &source);
                     needs.snapshots.entry(name).or_default().insert(id);
                 }
             }

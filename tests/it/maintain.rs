@@ -103,7 +103,9 @@ async fn bronze_rows(ws: &Workspace, table: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_after_a_thousand_small_bronze_commits_while_ingest_runs() {
-    let ws = Workspace::new("[bronze]\nmax_rows = 3\n");
+    let mut ws = Workspace::new("[bronze]\nmax_rows = 3\n");
+    // Over 1,000 commits, each rewriting a growing metadata file: about 200 s here.
+    ws.time_limit(std::time::Duration::from_secs(1_800));
     let all = ws.generated_rounds(200, 4_600, 3, 1).remove(0);
     let all_lines = lines(&all);
     // Generated in offset order per partition: the first part lands first, the rest while

@@ -30,6 +30,7 @@ pub fn run_check(
     namespace: &str,
     args: &[&std::ffi::OsStr],
 ) -> std::process::Output {
+    crate::watchdog::step(format!("python {script} on {namespace} {args:?}"));
     Command::new(python())
         .arg(
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,6 +51,7 @@ pub fn check_with_pyiceberg(ws: &Workspace, namespace: &str, layer: &str, tables
     let export = ws.root().join(format!("export-{layer}"));
     std::fs::create_dir_all(&export).unwrap();
     for t in tables {
+        crate::watchdog::step(format!("medallion query {layer}.{t}"));
         let out = ws
             .medallion()
             .args(["query", "--format", "json"])

@@ -30,6 +30,10 @@ async fn fixtures_through_bronze_and_silver(backend: Backend) {
     for (scenario, path) in fixture_event_files() {
         let ws = Workspace::on_backend(backend, scenario_config(&scenario));
         for part in split(&path, &ws.root().join("parts"), 3) {
+            crate::watchdog::step(format!(
+                "{scenario}: ingest and silver of {}",
+                part.display()
+            ));
             ingest_files(&ws.lake(), &ws.config(), vec![part])
                 .await
                 .unwrap();

@@ -9,6 +9,8 @@ use arrow::record_batch::RecordBatch;
 use medallion::config::Config;
 use medallion::lake::Lake;
 
+use crate::watchdog::{Watchdog, default_limit};
+
 /// The shared Debezium fixtures; a missing folder fails the test.
 pub fn fixtures_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/debezium");
@@ -102,6 +104,8 @@ pub struct Workspace {
     pub backend: Backend,
     /// The namespaces are `<prefix>_bronze`, `<prefix>_silver`, `<prefix>_gold`.
     prefix: String,
+    /// Past its limit, a workspace still in use is a hung test: stacks are printed, it fails.
+    watchdog: Watchdog,
 }
 
 impl Workspace {
@@ -154,7 +158,14 @@ table = "$1"
             config_path,
             backend,
             prefix,
+            watchdog: Watchdog::start(default_limit()),
         }
+    }
+
+    /// For the few tests that take longer than `MEDALLION_TEST_TIMEOUT` by design: this
+    /// workspace's watchdog restarts with `limit`.
+    pub fn time_limit(&mut self, limit: std::time::Duration) {
+        self.watchdog = Watchdog::start(limit);
     }
 
     /// The `[catalog]`, `[warehouse]` and `[namespaces]` sections of this workspace.

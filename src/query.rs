@@ -9,10 +9,10 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use iceberg_datafusion::IcebergStaticTableProvider;
 
 use crate::catalog::TableName;
 use crate::config::Config;
+use crate::lake::scan::IcebergTable;
 use crate::lake::{Lake, LakeError, LakeTable};
 
 #[derive(Debug, thiserror::Error)]
@@ -103,9 +103,8 @@ pub async fn pinned_session(
             let Some(t) = lake.load(&name).await? else {
                 continue;
             };
-            let provider = IcebergStaticTableProvider::try_new_from_table(t.table.clone())
-                .await
-                .map_err(|e| QueryError::Register {
+            let provider =
+                IcebergTable::new(t.table.clone()).map_err(|e| QueryError::Register {
                     table: name.to_string(),
                     source: DataFusionError::External(Box::new(e)),
                 })?;

@@ -14,6 +14,7 @@
 pub mod commit;
 pub mod data;
 pub mod s3;
+pub mod scan;
 pub mod storage;
 
 use std::collections::HashMap;

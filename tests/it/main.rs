@@ -17,6 +17,7 @@ mod kafka;
 mod maintain;
 mod pyiceberg;
 mod quality;
+mod query;
 mod replay;
 mod scenarios;
 mod silver;

@@ -330,6 +330,13 @@ bench_maintain() {
     "${BENCH_MAINTAIN_KEYS:-200000}" "${BENCH_MAINTAIN_CHANGES:-60000}" "${BENCH_MAINTAIN_ROUNDS:-1000}"
 }
 
+bench_query() {
+  say "SQL read benchmark (release build): silver with ${BENCH_QUERY_ROUNDS:-20} rounds of data and delete files"
+  cargo_ build --release --bin medallion
+  benches/query.sh "$CARGO_TARGET_DIR/release/medallion" "$VENV/bin/python" \
+    "${BENCH_QUERY_KEYS:-300000}" "${BENCH_QUERY_ROUNDS:-20}"
+}
+
 # Freshness on the local stack: commit in PostgreSQL -> visible in silver, continuous pipeline.
 bench_freshness() {
   stack_start
@@ -351,8 +358,9 @@ cmd_bench() {
     s3) bench_s3; return ;;
     freshness) bench_freshness; return ;;
     maintain) bench_maintain; return ;;
+    query) bench_query; return ;;
     "") ;;
-    *) die "unknown benchmark: $1 (silver, gold, s3, freshness, maintain, or none for all)" ;;
+    *) die "unknown benchmark: $1 (silver, gold, s3, freshness, maintain, query, or none for all)" ;;
   esac
   local n="${BENCH_RECORDS:-1000000}"
   say "file -> bronze benchmark, $n records of ~1 KB (release build)"
@@ -365,6 +373,7 @@ cmd_bench() {
   bench_gold
   bench_s3
   bench_maintain
+  bench_query
   bench_freshness
 }
 

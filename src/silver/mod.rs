@@ -473,6 +473,19 @@ async fn run_once(
     if redo > after {
         let all = files.len();
         files.retain(|f| f.sequence_number <= redo);
+        if files.is_empty() && all > 0 {
+            // Going on would skip rows the side tables already hold; looping would never end.
+            return Err(SilverError::Unsupported {
+                table: name,
+                message: format!(
+                    "a step that crashed wrote a table beside silver (quarantine, history or _dq_runs) \
+                     up to bronze sequence number {redo}, but bronze has no file after silver's \
+                     watermark {after} up to it any more, so that step cannot be redone (was bronze \
+                     rewritten outside medallion?); drop the silver table and the tables beside it \
+                     to rebuild silver from bronze"
+                ),
+            });
+        }
         report.more = files.len() < all;
     }
     if files.is_empty() {

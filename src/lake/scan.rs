@@ -113,7 +113,7 @@ impl TableProvider for IcebergTable {
 
 /// The files of a scan, planned once (by whichever partition starts first), read by partition
 /// `p` when their index modulo the partition count is `p`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct IcebergScan {
     table: Table,
     columns: Vec<String>,
@@ -213,14 +213,7 @@ impl ExecutionPlan for IcebergScan {
         _context: Arc<TaskContext>,
     ) -> DFResult<SendableRecordBatchStream> {
         let partitions = self.properties.partitioning.partition_count();
-        let scan = IcebergScan {
-            table: self.table.clone(),
-            columns: self.columns.clone(),
-            predicate: self.predicate.clone(),
-            limit: self.limit,
-            properties: self.properties.clone(),
-            tasks: self.tasks.clone(),
-        };
+        let scan = self.clone();
         let schema = self.properties.eq_properties.schema().clone();
         let batches = futures::stream::once(scan.read(partition, partitions)).try_flatten();
         // DataFusion limits the rows again above the scan; this only stops reading early.

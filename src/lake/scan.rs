@@ -111,8 +111,8 @@ impl TableProvider for IcebergTable {
     }
 }
 
-/// The files of a scan, planned once (by whichever partition starts first), read by partition
-/// `p` when their index modulo the partition count is `p`.
+/// The files of a scan, planned once (by whichever partition starts first) and sorted by path;
+/// each partition reads a contiguous share of about equal bytes (`share`).
 #[derive(Debug, Clone)]
 struct IcebergScan {
     table: Table,
@@ -130,12 +130,17 @@ impl IcebergScan {
             scan = scan.with_filter(p.clone());
         }
         let scan = scan.build().map_err(df_err)?;
-        scan.plan_files()
+        let mut tasks: Vec<FileScanTask> = scan
+            .plan_files()
             .await
             .map_err(df_err)?
             .try_collect()
             .await
-            .map_err(df_err)
+            .map_err(df_err)?;
+        // A table partition's files sit side by side in the warehouse and share its delete
+        // files: kept together, a partition's delete files are loaded by one reader, mostly.
+        tasks.sort_by(|a, b| a.data_file_path.cmp(&b.data_file_path));
+        Ok(tasks)
     }
 
     /// The batches of this partition's files (planning the scan first if no partition has).
@@ -145,10 +150,9 @@ impl IcebergScan {
         partitions: usize,
     ) -> DFResult<BoxStream<'static, DFResult<RecordBatch>>> {
         let tasks = self.tasks.get_or_try_init(|| self.plan()).await?;
-        let mine: Vec<iceberg::Result<FileScanTask>> = tasks
+        let sizes: Vec<u64> = tasks.iter().map(|t| t.length).collect();
+        let mine: Vec<iceberg::Result<FileScanTask>> = tasks[share(&sizes, partitions, partition)]
             .iter()
-            .skip(partition)
-            .step_by(partitions)
             .cloned()
             .map(Ok)
             .collect();
@@ -235,5 +239,61 @@ impl ExecutionPlan for IcebergScan {
                 .boxed(),
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, limited)))
+    }
+}
+
+/// The files partition `part` of `parts` reads: a contiguous run of about `1/parts` of the
+/// bytes. A file goes to the share its middle byte falls in, so a large file is not split off
+/// with the small ones before it.
+fn share(sizes: &[u64], parts: usize, part: usize) -> std::ops::Range<usize> {
+    let total: u128 = sizes.iter().map(|s| u128::from(*s)).sum();
+    let start_of = |k: usize| -> usize {
+        if k == 0 {
+            return 0;
+        }
+        if k >= parts {
+            return sizes.len();
+        }
+        // The first file whose middle is at or past k/parts of the bytes.
+        let mut before = 0u128;
+        for (i, size) in sizes.iter().enumerate() {
+            let size = u128::from(*size);
+            if (2 * before + size) * parts as u128 >= 2 * total * k as u128 {
+                return i;
+            }
+            before += size;
+        }
+        sizes.len()
+    };
+    start_of(part)..start_of(part + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    fn shares(sizes: &[u64], parts: usize) -> Vec<std::ops::Range<usize>> {
+        (0..parts).map(|p| share(sizes, parts, p)).collect()
+    }
+
+    #[test]
+    fn shares_are_contiguous_cover_every_file_once_and_balance_bytes() {
+        assert_eq!(shares(&[10, 10, 10, 10], 2), vec![0..2, 2..4]);
+        assert_eq!(shares(&[30, 10, 10, 10], 2), vec![0..1, 1..4]);
+        assert_eq!(shares(&[1, 1, 1, 100], 2), vec![0..3, 3..4]);
+        // More partitions than files, one file, no files, empty files.
+        assert_eq!(shares(&[5, 5], 4), vec![0..0, 0..1, 1..1, 1..2]);
+        assert_eq!(shares(&[7], 3), vec![0..0, 0..1, 1..1]);
+        assert_eq!(shares(&[], 2), vec![0..0, 0..0]);
+        assert_eq!(shares(&[0, 0, 0], 2), vec![0..0, 0..3]);
+        for (sizes, parts) in [(vec![3u64, 9, 1, 4, 4, 8, 2], 3), (vec![1; 17], 4)] {
+            let got = shares(&sizes, parts);
+            let mut next = 0;
+            for r in &got {
+                assert_eq!(r.start, next, "{got:?}");
+                next = r.end;
+            }
+            assert_eq!(next, sizes.len(), "{got:?}");
+        }
     }
 }

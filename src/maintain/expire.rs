@@ -135,18 +135,13 @@ pub async fn expire(
         .collect();
     let keep = referenced(&after, &kept, true).await?;
     let candidates = referenced(&before, &gone, false).await?;
-    let doomed: Vec<String> = candidates
+    let (doomed, sizes): (Vec<String>, Vec<u64>) = candidates
         .into_iter()
         .filter(|(p, _)| !keep.contains_key(p))
-        .map(|(p, size)| {
-            report.bytes_deleted += size;
-            p
-        })
-        .collect();
+        .unzip();
     report.files_deleted = doomed.len();
-    if dry_run {
-        report.bytes_deleted = 0;
-    } else {
+    if !dry_run {
+        report.bytes_deleted = sizes.iter().sum();
         delete_all(lake, &doomed).await?;
     }
     Ok(report)

@@ -87,6 +87,16 @@ pub fn check_no_gap(
 /// Empties a history whose rows never reached silver (a first run that crashed between the
 /// two commits), so that the next step writes it afresh.
 pub async fn discard(lake: &Lake, history: &LakeTable) -> Result<(), SilverError> {
+    let summary = BTreeMap::from([
+        (
+            super::BRONZE_WATERMARK.to_string(),
+            serde_json::json!({ "sequence_number": 0 }).to_string(),
+        ),
+        (
+            "medallion.writer".to_string(),
+            "silver (a history that never reached silver, discarded)".to_string(),
+        ),
+    ]);
     let mut history = history.clone();
     loop {
         let removed: HashSet<String> = live_files(&history, i64::MIN)
@@ -94,18 +104,8 @@ pub async fn discard(lake: &Lake, history: &LakeTable) -> Result<(), SilverError
             .into_iter()
             .map(|f| f.path)
             .collect();
-        let summary = BTreeMap::from([
-            (
-                super::BRONZE_WATERMARK.to_string(),
-                serde_json::json!({ "sequence_number": 0 }).to_string(),
-            ),
-            (
-                "medallion.writer".to_string(),
-                "silver (a history that never reached silver, discarded)".to_string(),
-            ),
-        ]);
         let planned = history.current_snapshot().map(|s| s.snapshot_id());
-        let change = Change::rewrite(Vec::new(), Vec::new(), removed, summary);
+        let change = Change::rewrite(Vec::new(), Vec::new(), removed, summary.clone());
         match lake
             .commit_if_unchanged(&history.name, planned, &change, |_| false)
             .await?
